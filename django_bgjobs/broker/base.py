@@ -1,0 +1,373 @@
+"""The broker contract and the SQL it shares across vendors.
+
+A claim is one statement; recording a batch of outcomes is one fenced UPDATE
+(``WHERE id = ? AND attempt = ? AND status = 'running'``) plus one INSERT of
+attempts and, for jobs that gave up, one INSERT of dead letters, all in one
+transaction. A stale attempt's outcome matches no row and changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections, transaction
+
+from ..models import Attempt, DeadLetter, Job
+from ..status import CLAIMABLE, FINISHED, AttemptOutcome, JobStatus
+
+logger = logging.getLogger(__name__)
+
+CLAIM_COLUMNS = (
+    "id, task, queue, priority, args, kwargs, attempt, uncharged, max_attempts, "
+    "timeout, result_ttl"
+)
+
+
+@dataclasses.dataclass
+class ClaimedJob:
+    """A job a worker holds: what it needs to run it and to record the run."""
+
+    id: int
+    task: str
+    queue: str
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    uncharged: int
+    max_attempts: int
+    timeout: float | None
+    result_ttl: float | None
+    worker: str
+    started_at: dt.datetime
+
+    @property
+    def charged(self) -> int:
+        """Attempts spent, this run included."""
+        return self.attempt - self.uncharged
+
+
+@dataclasses.dataclass
+class Record:
+    """The outcome of one run and the status it moves the job to."""
+
+    job: ClaimedJob
+    status: str
+    outcome: str
+    finished_at: dt.datetime
+    result: Any = None
+    error_class: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    run_at: dt.datetime | None = None
+    reason: str = ""
+
+    @property
+    def error(self) -> str:
+        if not self.error_class:
+            return ""
+        return f"{self.error_class}: {self.error_message}"[:2000]
+
+    @property
+    def uncharge(self) -> int:
+        return int(self.outcome == AttemptOutcome.INTERRUPTED)
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        if self.status not in FINISHED or self.job.result_ttl is None:
+            return None
+        return self.finished_at + dt.timedelta(seconds=self.job.result_ttl)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _in(values: Sequence[Any]) -> str:
+    return "(" + ", ".join(["%s"] * len(values)) + ")"
+
+
+class Broker:
+    """Job transitions on one database alias. Subclasses hold vendor SQL."""
+
+    #: Casts for the VALUES list of ``record`` (PostgreSQL needs them).
+    value_casts: tuple[str, ...] = ("",) * 9
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+
+    @property
+    def connection(self) -> Any:
+        return connections[self.using]
+
+    def adapt(self, value: dt.datetime | None) -> Any:
+        if value is None:
+            return None
+        return self.connection.ops.adapt_datetimefield_value(value)
+
+    # -- claim -----------------------------------------------------------------
+
+    def claim_sql(self, queues: Sequence[str] | None, limit: int) -> str:
+        queue_filter = f"AND queue IN {_in(queues)}" if queues else ""
+        return (
+            "UPDATE bgjobs_job SET status = %s, attempt = attempt + 1, "
+            "started_at = %s, lease_expires_at = %s, worker = %s "
+            "WHERE id IN (SELECT id FROM bgjobs_job "
+            f"WHERE status IN {_in(CLAIMABLE)} AND run_at <= %s {queue_filter} "
+            f"ORDER BY priority DESC, run_at, id LIMIT %s{self.skip_locked}) "
+            f"RETURNING {CLAIM_COLUMNS}"
+        )
+
+    skip_locked = ""
+
+    def claim_params(
+        self,
+        queues: Sequence[str] | None,
+        limit: int,
+        worker: str,
+        now: dt.datetime,
+        lease: float,
+    ) -> list[Any]:
+        until = now + dt.timedelta(seconds=lease)
+        return [
+            JobStatus.RUNNING,
+            self.adapt(now),
+            self.adapt(until),
+            worker,
+            *CLAIMABLE,
+            self.adapt(now),
+            *(queues or ()),
+            limit,
+        ]
+
+    def claim(
+        self,
+        queues: Sequence[str] | None,
+        limit: int,
+        worker: str,
+        now: dt.datetime,
+        lease: float,
+    ) -> list[ClaimedJob]:
+        """Claim up to ``limit`` due jobs, highest priority first, in one statement."""
+        sql = self.claim_sql(queues, limit)
+        params = self.claim_params(queues, limit, worker, now, lease)
+        with self.connection.cursor() as cursor:
+            rows = self.execute_claim(cursor, sql, params)
+        return [self._claimed(row, worker, now) for row in rows]
+
+    def execute_claim(self, cursor: Any, sql: str, params: list[Any]) -> list[Any]:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+    @staticmethod
+    def _claimed(row: Sequence[Any], worker: str, now: dt.datetime) -> ClaimedJob:
+        (id_, task, queue, priority, args, kwargs, attempt, uncharged) = row[:8]
+        max_attempts, timeout, result_ttl = row[8:11]
+        return ClaimedJob(
+            id=id_,
+            task=task,
+            queue=queue,
+            priority=priority,
+            args=_json(args),
+            kwargs=_json(kwargs),
+            attempt=attempt,
+            uncharged=uncharged,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            result_ttl=result_ttl,
+            worker=worker,
+            started_at=now,
+        )
+
+    # -- record ----------------------------------------------------------------
+
+    def record_sql(self, count: int) -> str:
+        casts = self.value_casts
+        row = "(" + ", ".join(f"%s{cast}" for cast in casts) + ")"
+        values = ", ".join([row] * count)
+        finished = _in(FINISHED)
+        return (
+            "WITH v (vid, vattempt, vstatus, vresult, verror, vrun_at, "
+            f"vfinished_at, vexpires_at, vuncharge) AS (VALUES {values}) "
+            "UPDATE bgjobs_job SET status = v.vstatus, result = v.vresult, "
+            "error = v.verror, run_at = COALESCE(v.vrun_at, bgjobs_job.run_at), "
+            "finished_at = v.vfinished_at, expires_at = v.vexpires_at, "
+            "uncharged = bgjobs_job.uncharged + v.vuncharge, lease_expires_at = NULL, "
+            f"active_key = CASE WHEN v.vstatus IN {finished} THEN NULL "
+            "ELSE bgjobs_job.active_key END "
+            "FROM v WHERE bgjobs_job.id = v.vid AND bgjobs_job.attempt = v.vattempt "
+            "AND bgjobs_job.status = %s RETURNING bgjobs_job.id"
+        )
+
+    def record_params(self, records: Sequence[Record]) -> list[Any]:
+        params: list[Any] = []
+        for r in records:
+            result = None if r.result is None else json.dumps(r.result)
+            finished = r.finished_at if r.status in FINISHED else None
+            params += [
+                r.job.id,
+                r.job.attempt,
+                r.status,
+                result,
+                r.error,
+                self.adapt(r.run_at),
+                self.adapt(finished),
+                self.adapt(r.expires_at),
+                r.uncharge,
+            ]
+        return [*params, *FINISHED, JobStatus.RUNNING]
+
+    def record(self, records: Sequence[Record]) -> list[Record]:
+        """Apply a batch of outcomes; return those whose fence held.
+
+        A record whose job is no longer running under its attempt number (the
+        lease was lost and the job claimed again, or reaped) is left out.
+        """
+        if not records:
+            return []
+        with transaction.atomic(using=self.using), self.connection.cursor() as cursor:
+            cursor.execute(self.record_sql(len(records)), self.record_params(records))
+            applied_ids = {row[0] for row in cursor.fetchall()}
+            applied = [r for r in records if r.job.id in applied_ids]
+            self._write_attempts(applied)
+            self._write_dead_letters(
+                [r for r in applied if r.status == JobStatus.FAILED]
+            )
+        for r in records:
+            if r.job.id not in applied_ids:
+                logger.warning(
+                    "late outcome refused job_id=%s attempt=%s outcome=%s: the job "
+                    "is no longer running under this attempt",
+                    r.job.id,
+                    r.job.attempt,
+                    r.outcome,
+                )
+        return applied
+
+    def _write_attempts(self, records: Sequence[Record]) -> None:
+        Attempt.objects.using(self.using).bulk_create(
+            [
+                Attempt(
+                    job_id=r.job.id,
+                    number=r.job.attempt,
+                    worker=r.job.worker,
+                    started_at=r.job.started_at,
+                    finished_at=r.finished_at,
+                    outcome=r.outcome,
+                    error_class=r.error_class,
+                    error_message=r.error_message[:10000],
+                    traceback=r.traceback[:50000],
+                )
+                for r in records
+            ]
+        )
+
+    def _write_dead_letters(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        history: dict[int, list[dict[str, Any]]] = {r.job.id: [] for r in records}
+        attempts = Attempt.objects.using(self.using).filter(job_id__in=list(history))
+        for attempt in attempts.order_by("job_id", "number"):
+            history[attempt.job_id].append(
+                {
+                    "number": attempt.number,
+                    "worker": attempt.worker,
+                    "started_at": attempt.started_at.isoformat(),
+                    "finished_at": attempt.finished_at.isoformat(),
+                    "outcome": attempt.outcome,
+                    "error_class": attempt.error_class,
+                    "error_message": attempt.error_message,
+                }
+            )
+        keys = dict(
+            Job.objects.using(self.using)
+            .filter(id__in=list(history))
+            .values_list("id", "key")
+        )
+        DeadLetter.objects.using(self.using).bulk_create(
+            [
+                DeadLetter(
+                    job_id=r.job.id,
+                    task=r.job.task,
+                    queue=r.job.queue,
+                    priority=r.job.priority,
+                    args=r.job.args,
+                    kwargs=r.job.kwargs,
+                    key=keys.get(r.job.id),
+                    reason=r.reason or r.error or r.outcome,
+                    error_class=r.error_class,
+                    attempts=r.job.charged,
+                    history=history[r.job.id],
+                    created_at=r.finished_at,
+                )
+                for r in records
+            ]
+        )
+
+    # -- leases ----------------------------------------------------------------
+
+    def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> int:
+        """Extend the lease of every job ``worker`` runs; one statement."""
+        until = now + dt.timedelta(seconds=lease)
+        return (
+            Job.objects.using(self.using)
+            .filter(worker=worker, status=JobStatus.RUNNING)
+            .update(lease_expires_at=until)
+        )
+
+    def expired(self, now: dt.datetime, limit: int = 500) -> list[ClaimedJob]:
+        """Return running jobs whose lease ran out, for ``reap``."""
+        rows = (
+            Job.objects.using(self.using)
+            .filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+            .order_by("lease_expires_at")
+            .values_list(
+                "id", "task", "queue", "priority", "args", "kwargs", "attempt",
+                "uncharged", "max_attempts", "timeout", "result_ttl", "worker",
+                "started_at",
+            )[:limit]
+        )  # fmt: skip
+        jobs = []
+        for row in rows:
+            job = self._claimed(row[:11], row[11], row[12] or now)
+            jobs.append(job)
+        return jobs
+
+    # -- maintenance -----------------------------------------------------------
+
+    def prune(self, now: dt.datetime, batch: int) -> int:
+        """Delete up to ``batch`` finished jobs past their retention."""
+        manager = Job.objects.using(self.using)
+        ids = list(
+            manager.filter(expires_at__lt=now, status__in=FINISHED).values_list(
+                "id", flat=True
+            )[:batch]
+        )
+        if not ids:
+            return 0
+        manager.filter(id__in=ids).delete()
+        return len(ids)
+
+    def next_run_at(self, queues: Sequence[str] | None) -> dt.datetime | None:
+        """Return the earliest ``run_at`` of a claimable job in ``queues``."""
+        return (
+            Job.objects.using(self.using)
+            .filter(status__in=CLAIMABLE)
+            .in_queues(list(queues or ()))
+            .order_by("run_at")
+            .values_list("run_at", flat=True)
+            .first()
+        )
+
+    def has_running(self, queues: Sequence[str] | None) -> bool:
+        return (
+            Job.objects.using(self.using)
+            .filter(status=JobStatus.RUNNING)
+            .in_queues(list(queues or ()))
+            .exists()
+        )

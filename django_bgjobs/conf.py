@@ -1,0 +1,113 @@
+"""``settings.BGJOBS`` read once into a frozen, typed ``Settings``.
+
+Read lazily on first use, cached, and cleared on ``setting_changed``; never at
+import time. An unknown key or a value of the wrong type raises
+``ImproperlyConfigured`` naming the key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .exceptions import BgJobsImproperlyConfigured
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Typed view of ``settings.BGJOBS``; see ``docs/reference/settings.md``."""
+
+    DATABASE: str = "default"
+    DEFAULT_QUEUE: str = "default"
+    DEFAULT_PRIORITY: int = 0
+    DEFAULT_ATTEMPTS: int = 3
+    DEFAULT_BACKOFF: str = "exponential"
+    BACKOFF_DELAY: float = 2.0
+    BACKOFF_MAX: float = 3600.0
+    BACKOFF_JITTER: bool = True
+    DEFAULT_TIMEOUT: float | None = None
+    RESULT_TTL: float | None = None
+    MAX_PAYLOAD_BYTES: int = 256 * 1024
+    LEASE_SECONDS: float = 30.0
+    HEARTBEAT_SECONDS: float = 10.0
+    POLL_INTERVAL: float = 0.25
+    CLAIM_BATCH_MAX: int = 100
+    FLUSH_INTERVAL: float = 0.005
+    PRUNE_BATCH: int = 1000
+    BURST_HORIZON: float = 5.0
+
+
+_NUMBER = (int, float)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "DATABASE": (str,),
+    "DEFAULT_QUEUE": (str,),
+    "DEFAULT_PRIORITY": (int,),
+    "DEFAULT_ATTEMPTS": (int,),
+    "DEFAULT_BACKOFF": (str,),
+    "BACKOFF_DELAY": _NUMBER,
+    "BACKOFF_MAX": _NUMBER,
+    "BACKOFF_JITTER": (bool,),
+    "DEFAULT_TIMEOUT": (*_NUMBER, type(None)),
+    "RESULT_TTL": (*_NUMBER, type(None)),
+    "MAX_PAYLOAD_BYTES": (int,),
+    "LEASE_SECONDS": _NUMBER,
+    "HEARTBEAT_SECONDS": _NUMBER,
+    "POLL_INTERVAL": _NUMBER,
+    "CLAIM_BATCH_MAX": (int,),
+    "FLUSH_INTERVAL": _NUMBER,
+    "PRUNE_BATCH": (int,),
+    "BURST_HORIZON": _NUMBER,
+}
+_BACKOFFS = ("fixed", "exponential")
+
+
+def _check(key: str, value: Any) -> None:
+    if key not in _TYPES:
+        known = ", ".join(sorted(_TYPES))
+        raise BgJobsImproperlyConfigured(
+            f"BGJOBS[{key!r}] is not a setting of django-bgjobs (known: {known})."
+        )
+    types = _TYPES[key]
+    bad_bool = isinstance(value, bool) and bool not in types
+    if bad_bool or not isinstance(value, types):
+        names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+        raise BgJobsImproperlyConfigured(
+            f"BGJOBS[{key!r}] must be {names}, got {type(value).__name__} {value!r}."
+        )
+    positive = isinstance(value, int | float) and not isinstance(value, bool)
+    if positive and key != "DEFAULT_PRIORITY" and value <= 0:
+        raise BgJobsImproperlyConfigured(
+            f"BGJOBS[{key!r}] must be greater than 0, got {value!r}."
+        )
+    if key == "DEFAULT_BACKOFF" and value not in _BACKOFFS:
+        raise BgJobsImproperlyConfigured(
+            f"BGJOBS['DEFAULT_BACKOFF'] must be one of {_BACKOFFS}, got {value!r}."
+        )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Return the validated ``BGJOBS`` settings.
+
+    Raise ``ImproperlyConfigured`` if a key is unknown or a value has the wrong
+    type.
+    """
+    raw = getattr(django_settings, "BGJOBS", None) or {}
+    if not isinstance(raw, dict):
+        raise BgJobsImproperlyConfigured(
+            f"settings.BGJOBS must be a dict, got {type(raw).__name__}."
+        )
+    for key, value in raw.items():
+        _check(key, value)
+    return Settings(**raw)
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == "BGJOBS":
+        get_settings.cache_clear()

@@ -1,0 +1,254 @@
+"""Enqueue: check the payload, INSERT in the caller's transaction, announce on
+commit.
+
+A job enqueued inside ``atomic()`` exists only if that transaction commits.
+An idempotency key is enforced by the unique ``active_key`` column, never by
+a read-then-write race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, router, transaction
+from django.utils import timezone
+
+from .conf import get_settings
+from .exceptions import InvalidJob, JobDoesNotExist
+from .models import Job
+from .payload import check_arguments
+from .signals import job_enqueued
+from .status import FINISHED, JobStatus
+
+if TYPE_CHECKING:
+    from .decorators import JobOptions, JobSpec
+
+
+class JobHandle:
+    """A reference to an enqueued job; ``refresh()`` reads its row again."""
+
+    def __init__(self, job: Job, *, created: bool = True) -> None:
+        self.job = job
+        self.created = created
+
+    def __repr__(self) -> str:
+        return f"<JobHandle #{self.id} {self.job.task} {self.status}>"
+
+    @property
+    def id(self) -> int:
+        return self.job.id
+
+    @property
+    def status(self) -> str:
+        return self.job.status
+
+    @property
+    def result(self) -> Any:
+        return self.job.result
+
+    @property
+    def error(self) -> str:
+        return self.job.error
+
+    @property
+    def is_finished(self) -> bool:
+        return self.job.status in FINISHED
+
+    def refresh(self) -> JobHandle:
+        """Read the job's row again and return self.
+
+        Raise ``JobDoesNotExist`` if the row was deleted (pruned).
+        """
+        try:
+            self.job = Job.objects.get(pk=self.job.pk)
+        except Job.DoesNotExist:
+            raise JobDoesNotExist(f"Job {self.job.pk} no longer exists.") from None
+        return self
+
+    def wait(self, timeout: float = 10.0, interval: float = 0.05) -> JobHandle:
+        """Refresh until the job finishes; raise ``TimeoutError`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not self.refresh().is_finished:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"Job {self.id} is still {self.status} after {timeout} s."
+                )
+            time.sleep(interval)
+        return self
+
+
+def _run_at(options: JobOptions, now: dt.datetime) -> dt.datetime:
+    if options.run_at is not None:
+        return options.run_at
+    if options.delay is None:
+        return now
+    delay = options.delay
+    if not isinstance(delay, dt.timedelta):
+        delay = dt.timedelta(seconds=delay)
+    return now + delay
+
+
+def _key(options: JobOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    key = options.key
+    if callable(key):
+        key = key(*args, **kwargs)
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            raise InvalidJob(
+                f"The key function returned {key!r}; need a 1-255 char str."
+            )
+    return key
+
+
+def build_job(
+    spec: JobSpec[Any, Any],
+    args: Iterable[Any],
+    kwargs: dict[str, Any],
+    now: dt.datetime,
+) -> Job:
+    """Return an unsaved ``Job`` for one call, after every input check.
+
+    Raise ``InvalidPayload``, ``PayloadTooLarge`` or ``InvalidJob``.
+    """
+    conf = get_settings()
+    options = spec.options
+    options.validate()
+    args = tuple(args)
+    if not isinstance(kwargs, dict):
+        raise InvalidJob(f"kwargs must be a dict, got {type(kwargs).__name__}.")
+    check_arguments(args, kwargs, conf.MAX_PAYLOAD_BYTES)
+    key = _key(options, args, kwargs)
+    run_at = _run_at(options, now)
+    return Job(
+        task=spec.name,
+        queue=options.queue or conf.DEFAULT_QUEUE,
+        priority=conf.DEFAULT_PRIORITY
+        if options.priority is None
+        else options.priority,
+        status=JobStatus.SCHEDULED if run_at > now else JobStatus.READY,
+        args=list(args),
+        kwargs=kwargs,
+        key=key,
+        active_key=key,
+        run_at=run_at,
+        created_at=now,
+        max_attempts=options.attempts or conf.DEFAULT_ATTEMPTS,
+        timeout=options.timeout
+        if options.timeout is not None
+        else conf.DEFAULT_TIMEOUT,
+        result_ttl=(
+            options.result_ttl if options.result_ttl is not None else conf.RESULT_TTL
+        ),
+    )
+
+
+def _announce(jobs: list[Job], using: str) -> None:
+    if not job_enqueued.has_listeners():
+        return
+
+    def send() -> None:
+        for job in jobs:
+            job_enqueued.send(job.task, job_id=job.id, queue=job.queue)
+
+    transaction.on_commit(send, using=using)
+
+
+def enqueue(
+    spec: JobSpec[Any, Any], args: Iterable[Any], kwargs: dict[str, Any]
+) -> JobHandle:
+    """Insert one job for ``spec`` and return its handle.
+
+    With a key that an unfinished job holds, return that job's handle with
+    ``created=False`` and insert nothing.
+    """
+    job = build_job(spec, args, kwargs, timezone.now())
+    using = router.db_for_write(Job)
+    if job.active_key is None:
+        job.save(using=using, force_insert=True)
+        _announce([job], using)
+        return JobHandle(job)
+    return _enqueue_keyed(job, using)
+
+
+def _enqueue_keyed(job: Job, using: str) -> JobHandle:
+    # A finished holder may release the key between the failed INSERT and the
+    # SELECT; one more INSERT then succeeds, so two rounds always settle it.
+    for _ in range(3):
+        try:
+            with transaction.atomic(using=using):
+                job.save(using=using, force_insert=True)
+        except IntegrityError:
+            job.pk = None
+            existing = (
+                Job.objects.using(using).filter(active_key=job.active_key).first()
+            )
+            if existing is not None:
+                return JobHandle(existing, created=False)
+            continue
+        _announce([job], using)
+        return JobHandle(job)
+    raise InvalidJob(
+        f"Could not enqueue with key {job.active_key!r}: it kept changing."
+    )
+
+
+def enqueue_many(
+    spec: JobSpec[Any, Any], items: Iterable[tuple[Iterable[Any], dict[str, Any]]]
+) -> list[JobHandle]:
+    """Insert one job per ``(args, kwargs)`` item with one INSERT.
+
+    Every item is checked first, so a bad one writes nothing. Items whose key
+    an unfinished job holds (or an earlier item) get that job's handle.
+    """
+    now = timezone.now()
+    jobs = []
+    for index, item in enumerate(items):
+        try:
+            args, kwargs = item
+        except (TypeError, ValueError):
+            raise InvalidJob(
+                f"enqueue_many item {index} must be an (args, kwargs) pair, got {item!r}."
+            ) from None
+        jobs.append(build_job(spec, args, kwargs, now))
+    if not jobs:
+        return []
+    using = router.db_for_write(Job)
+    if all(job.active_key is None for job in jobs):
+        Job.objects.using(using).bulk_create(jobs)
+        _announce(jobs, using)
+        return [JobHandle(job) for job in jobs]
+    return _enqueue_many_keyed(jobs, using)
+
+
+def _enqueue_many_keyed(jobs: list[Job], using: str) -> list[JobHandle]:
+    unkeyed = [job for job in jobs if job.active_key is None]
+    keyed = [job for job in jobs if job.active_key is not None]
+    manager = Job.objects.using(using)
+    with transaction.atomic(using=using):
+        if unkeyed:
+            manager.bulk_create(unkeyed)
+        # ignore_conflicts returns no primary keys, so read the holders back.
+        manager.bulk_create(keyed, ignore_conflicts=True)
+        holders = {
+            row.active_key: row
+            for row in manager.filter(active_key__in=[j.active_key for j in keyed])
+        }
+    handles, seen, inserted = [], set(), list(unkeyed)
+    for job in jobs:
+        if job.active_key is None:
+            handles.append(JobHandle(job))
+            continue
+        row = holders.get(job.active_key)
+        if row is None:
+            # The holder finished between the INSERT and the SELECT.
+            handles.append(_enqueue_keyed(job, using))
+            continue
+        created = row.created_at == job.created_at and row.pk not in seen
+        seen.add(row.pk)
+        handles.append(JobHandle(row, created=created))
+        if created:
+            inserted.append(row)
+    _announce(inserted, using)
+    return handles

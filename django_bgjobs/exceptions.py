@@ -1,0 +1,50 @@
+"""The exception tree of django-bgjobs.
+
+Errors of input subclass the built-in family a caller expects (``TypeError`` for
+a value of the wrong type, ``ValueError`` for a value out of range), so code
+that catches those keeps working; configuration errors subclass
+``ImproperlyConfigured``.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class BgJobsException(Exception):
+    """Base class of every exception raised by django-bgjobs."""
+
+
+class InvalidJob(BgJobsException, ValueError):
+    """An enqueue option is out of range or malformed; nothing was written."""
+
+
+class InvalidPayload(InvalidJob, TypeError):
+    """An argument or result is not JSON; the message names its path and type."""
+
+
+class PayloadTooLarge(InvalidJob):
+    """The encoded arguments exceed ``BGJOBS["MAX_PAYLOAD_BYTES"]``."""
+
+
+class JobDoesNotExist(BgJobsException, LookupError):
+    """No job row has the given id."""
+
+
+class TaskNotRegistered(BgJobsException, LookupError):
+    """A stored task name matches no ``@background`` function."""
+
+
+class InvalidTransition(BgJobsException):
+    """An operation asked for a status change the lifecycle does not allow."""
+
+
+class BgJobsImproperlyConfigured(ImproperlyConfigured):
+    """``BGJOBS`` holds an unknown key or a value of the wrong type."""
+
+
+class Permanent(BgJobsException):
+    """Raise from a job to fail it now, skipping the attempts that remain.
+
+    The job goes to dead letters with this exception's message as the reason.
+    """

@@ -1,0 +1,58 @@
+"""``manage.py runworkers``: parse the flags and hand them to the supervisor."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run background job workers: a supervisor and its worker processes."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--processes", type=int, default=os.cpu_count() or 1,
+            help="Worker processes (default: the CPU count).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--concurrency", type=int, default=8,
+            help="Threads per process (default: 8).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--queues", default="",
+            help="Comma-separated queues to run (default: all).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--burst", action="store_true",
+            help="Exit once no job is ready or due within BURST_HORIZON seconds.",
+        )  # fmt: skip
+        parser.add_argument(
+            "--grace", type=float, default=30.0,
+            help="Seconds running jobs get to finish on SIGTERM (default: 30).",
+        )  # fmt: skip
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from django_bgjobs.decorators import QUEUE_NAME
+        from django_bgjobs.worker.supervisor import SupervisorOptions, run
+
+        queues = [q.strip() for q in options["queues"].split(",") if q.strip()]
+        for name in queues:
+            if not QUEUE_NAME.fullmatch(name):
+                raise CommandError(f"--queues: invalid queue name {name!r}.")
+        if options["processes"] < 1 or options["concurrency"] < 1:
+            raise CommandError("--processes and --concurrency must be at least 1.")
+        if options["grace"] < 0:
+            raise CommandError("--grace must be >= 0.")
+        code = run(
+            SupervisorOptions(
+                processes=options["processes"],
+                concurrency=options["concurrency"],
+                queues=queues or None,
+                burst=options["burst"],
+                grace=options["grace"],
+            )
+        )
+        if code:
+            raise SystemExit(code)

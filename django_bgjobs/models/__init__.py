@@ -1,0 +1,3 @@
+from .job import Attempt, DeadLetter, Job, JobQuerySet
+
+__all__ = ["Attempt", "DeadLetter", "Job", "JobQuerySet"]

@@ -1,0 +1,177 @@
+"""Rows of jobs, their attempts and their dead letters, with QuerySet filters.
+
+No transition that needs a lock or a fence lives here: those are the broker's.
+``active_key`` holds a job's idempotency key only while the job is unfinished,
+so one plain unique constraint (portable to every vendor, unlike a partial
+one) lets a finished job's key be used again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from ..status import CLAIMABLE, FINISHED, UNFINISHED, AttemptOutcome, JobStatus
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def in_queues(self, queues: list[str] | tuple[str, ...] | None) -> JobQuerySet:
+        return self if not queues else self.filter(queue__in=queues)
+
+    def claimable(self, now: Any = None) -> JobQuerySet:
+        now = now or timezone.now()
+        return self.filter(status__in=CLAIMABLE, run_at__lte=now)
+
+    def unfinished(self) -> JobQuerySet:
+        return self.filter(status__in=UNFINISHED)
+
+    def finished(self) -> JobQuerySet:
+        return self.filter(status__in=FINISHED)
+
+
+class Job(models.Model):
+    """One enqueued call of a registered task."""
+
+    id = models.BigAutoField(primary_key=True)
+    task = models.CharField(max_length=255, db_index=True)
+    queue = models.CharField(max_length=100, default="default")
+    priority = models.SmallIntegerField(default=0, help_text="-100..100, higher first")
+    status = models.CharField(
+        max_length=20, choices=JobStatus.choices, default=JobStatus.READY
+    )
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="", help_text="Last error")
+    key = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    active_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    run_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(
+        default=0, help_text="Claims so far; the fencing token of the current run"
+    )
+    uncharged = models.PositiveIntegerField(
+        default=0, help_text="Runs interrupted by shutdown, not counted as attempts"
+    )
+    max_attempts = models.PositiveIntegerField(default=3)
+    timeout = models.FloatField(null=True, blank=True, help_text="Seconds")
+    result_ttl = models.FloatField(
+        null=True, blank=True, help_text="Seconds to keep the row once finished"
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the finished row may be pruned"
+    )
+    worker = models.CharField(max_length=200, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        db_table = "bgjobs_job"
+        indexes = [
+            models.Index(
+                fields=["-priority", "run_at", "id"],
+                name="bgjobs_job_claimable",
+                condition=Q(status__in=CLAIMABLE),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="bgjobs_job_running_lease",
+                condition=Q(status=JobStatus.RUNNING),
+            ),
+            models.Index(
+                fields=["expires_at"],
+                name="bgjobs_job_expires",
+                condition=Q(expires_at__isnull=False),
+            ),
+            models.Index(fields=["queue", "status"], name="bgjobs_job_queue_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100, priority__lte=100),
+                name="bgjobs_job_priority_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.task} ({self.status})"
+
+    @property
+    def charged_attempts(self) -> int:
+        """Attempts that count against ``max_attempts``."""
+        return self.attempt - self.uncharged
+
+
+class Attempt(models.Model):
+    """One run of a job: written when the run's outcome is recorded."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=200, blank=True, default="")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=AttemptOutcome.choices)
+    error_class = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "bgjobs_attempt"
+        ordering = ["job_id", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "number"], name="bgjobs_attempt_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.job_id} attempt {self.number}: {self.outcome}"
+
+    @property
+    def duration(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class DeadLetter(models.Model):
+    """A job that gave up, with what is needed to look into it and run it again.
+
+    The payload and the attempt history are copied, so the dead letter outlives
+    the pruning of its job row.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(
+        Job,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="dead_letters",
+    )
+    task = models.CharField(max_length=255, db_index=True)
+    queue = models.CharField(max_length=100)
+    priority = models.SmallIntegerField(default=0)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    key = models.CharField(max_length=255, null=True, blank=True)
+    reason = models.TextField()
+    error_class = models.CharField(max_length=255, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    history = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    requeued_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = "bgjobs_deadletter"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"dead #{self.job_id} {self.task}: {self.reason[:60]}"

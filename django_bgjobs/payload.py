@@ -1,0 +1,74 @@
+"""JSON-only payloads: arguments and results are checked before they reach a
+row, and a failure names the argument's path and its type.
+
+Tuples are accepted and come back as lists, as JSON has no tuples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .exceptions import InvalidPayload, PayloadTooLarge
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def _check_value(value: Any, path: str) -> None:
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidPayload(f"{path} is {value!r}, which JSON cannot hold.")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidPayload(
+                    f"{path} has a key {key!r} of type {_type_name(key)}; "
+                    "JSON object keys must be str."
+                )
+            _check_value(item, f"{path}[{key!r}]")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_value(item, f"{path}[{index}]")
+        return
+    raise InvalidPayload(
+        f"{path} is {_type_name(value)}, which is not JSON: pass ids, strings "
+        "and numbers (for example a model's pk, or a datetime's isoformat())."
+    )
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
+
+
+def check_arguments(
+    args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], limit: int
+) -> int:
+    """Check that ``args`` and ``kwargs`` are JSON within ``limit`` bytes.
+
+    Return the encoded size. Raise ``InvalidPayload`` (a ``TypeError``)
+    naming the first argument that is not JSON, or ``PayloadTooLarge`` with
+    the size and the limit.
+    """
+    for index, value in enumerate(args):
+        _check_value(value, f"args[{index}]")
+    for name, value in kwargs.items():
+        _check_value(value, f"kwargs[{name!r}]")
+    size = len(json.dumps([args, kwargs], separators=(",", ":")).encode())
+    if size > limit:
+        raise PayloadTooLarge(
+            f"The job's arguments encode to {size} bytes, over the limit of "
+            f"{limit} bytes (BGJOBS['MAX_PAYLOAD_BYTES']): store the data "
+            "elsewhere and pass its id."
+        )
+    return size
+
+
+def check_result(value: Any) -> None:
+    """Raise ``InvalidPayload`` if a job's return value is not JSON."""
+    _check_value(value, "result")

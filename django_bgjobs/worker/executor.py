@@ -1,0 +1,147 @@
+"""Run one claimed job and return an ``Outcome``; write nothing.
+
+The broker records the outcome afterwards, in a batch. Job code gets Django's
+per-request connection semantics: ``close_old_connections`` around the run,
+so a job that never touches the database never opens a connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import traceback
+from typing import Any
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from .. import registry
+from ..broker import ClaimedJob, Record
+from ..exceptions import Permanent, TaskNotRegistered
+from ..payload import check_result
+from ..status import AttemptOutcome, JobStatus
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one run produced: a value, or the error it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+    traceback: str = ""
+    finished_at: dt.datetime = dataclasses.field(default_factory=timezone.now)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Executor:
+    """Calls a job's registered function with its stored arguments."""
+
+    def run(self, job: ClaimedJob) -> Outcome:
+        """Run ``job`` and return its outcome; never raise for the job's errors."""
+        try:
+            spec = registry.get(job.task)
+        except TaskNotRegistered as error:
+            return Outcome(error=error)
+        close_old_connections()
+        try:
+            value = spec.func(*job.args, **job.kwargs)
+            check_result(value)
+        except Exception as error:
+            return Outcome(error=error, traceback=traceback.format_exc())
+        finally:
+            close_old_connections()
+        return Outcome(value=value)
+
+
+def error_class(error: BaseException) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
+
+
+def settle(job: ClaimedJob, outcome: Outcome) -> Record:
+    """Turn an outcome into the transition to record, by the task's retry policy."""
+    now = outcome.finished_at
+    if outcome.ok:
+        return Record(
+            job=job,
+            status=JobStatus.SUCCEEDED,
+            outcome=AttemptOutcome.SUCCEEDED,
+            finished_at=now,
+            result=outcome.value,
+        )
+    error = outcome.error
+    assert error is not None  # noqa: S101  (ok is False)
+    record = Record(
+        job=job,
+        status=JobStatus.FAILED,
+        outcome=AttemptOutcome.FAILED,
+        finished_at=now,
+        error_class=error_class(error),
+        error_message=str(error),
+        traceback=outcome.traceback,
+    )
+    if isinstance(error, TaskNotRegistered):
+        record.reason = str(error)
+        return record
+    policy = registry.get(job.task).retry_policy()
+    run_at = policy.next_run_at(
+        charged=job.charged, error=error, now=now, max_attempts=job.max_attempts
+    )
+    if run_at is not None:
+        record.status = JobStatus.SCHEDULED if run_at > now else JobStatus.READY
+        record.run_at = run_at
+    elif isinstance(error, Permanent):
+        record.reason = f"permanent error: {record.error}"
+    elif not policy.is_retryable(error):
+        record.reason = f"not retryable: {record.error}"
+    else:
+        record.reason = f"attempts exhausted ({job.charged}): {record.error}"
+    return record
+
+
+def interrupted(job: ClaimedJob, now: dt.datetime) -> Record:
+    """Return the record that hands a job back to ready without charging it."""
+    return Record(
+        job=job,
+        status=JobStatus.READY,
+        outcome=AttemptOutcome.INTERRUPTED,
+        finished_at=now,
+        run_at=now,
+        error_class="WorkerShutdown",
+        error_message="the worker stopped before the job finished",
+    )
+
+
+def lost(job: ClaimedJob, now: dt.datetime) -> Record:
+    """Return the record for a job whose worker stopped renewing its lease."""
+    record = Record(
+        job=job,
+        status=JobStatus.READY,
+        outcome=AttemptOutcome.LOST,
+        finished_at=now,
+        run_at=now,
+        error_class="WorkerLost",
+        error_message=f"lease of worker {job.worker} expired",
+    )
+    if job.charged >= job.max_attempts:
+        record.status = JobStatus.FAILED
+        record.run_at = None
+        record.reason = f"worker lost; attempts exhausted ({job.charged})"
+    return record
+
+
+def internal_error(job: ClaimedJob, error: Exception) -> Record:
+    """Return a dead-letter record for a job django-bgjobs itself failed on."""
+    return Record(
+        job=job,
+        status=JobStatus.FAILED,
+        outcome=AttemptOutcome.FAILED,
+        finished_at=timezone.now(),
+        error_class=error_class(error),
+        error_message=str(error),
+        traceback=traceback.format_exc(),
+        reason=f"django-bgjobs internal error: {error_class(error)}: {error}",
+    )

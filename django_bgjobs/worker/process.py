@@ -1,0 +1,318 @@
+"""One worker process: wait -> claim a batch -> thread pool -> record.
+
+The claim loop claims no more jobs than it has free threads. Outcomes go to a
+recorder thread that writes them in batches (one fenced UPDATE per batch), at
+most ``FLUSH_INTERVAL`` after the first of them. A heartbeat thread renews the
+leases of this process's jobs in one statement per beat and runs maintenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import DatabaseError, connections
+from django.utils import timezone
+
+from .. import signals
+from ..broker import Broker, ClaimedJob, Record, get_broker
+from ..conf import get_settings
+from ..status import JobStatus
+from .executor import Executor, internal_error, interrupted, settle
+from .maintenance import Maintenance
+
+logger = logging.getLogger("django_bgjobs.worker")
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclasses.dataclass
+class ProcessOptions:
+    queues: Sequence[str] | None = None
+    concurrency: int = 8
+    burst: bool = False
+    grace: float = 30.0
+
+
+class Recorder:
+    """Writes outcomes in batches; keeps a batch and retries it while the
+    database is away, so a computed outcome is not dropped."""
+
+    def __init__(self, broker_alias: str | None, flush_interval: float) -> None:
+        self.inbox: queue.Queue[Record | None] = queue.Queue()
+        self.flush_interval = flush_interval
+        self.alias = broker_alias
+        self.thread = threading.Thread(target=self._loop, name="bgjobs-recorder")
+        self.thread.daemon = True
+
+    def put(self, record: Record) -> None:
+        self.inbox.put(record)
+
+    def stop(self) -> None:
+        self.inbox.put(None)
+        self.thread.join()
+
+    def _gather(self, first: Record) -> tuple[list[Record], bool]:
+        batch, stop = [first], False
+        deadline = time.monotonic() + self.flush_interval
+        while len(batch) < 500:
+            timeout = deadline - time.monotonic()
+            try:
+                item = (
+                    self.inbox.get(timeout=max(timeout, 0))
+                    if timeout > 0
+                    else (self.inbox.get_nowait())
+                )
+            except queue.Empty:
+                break
+            if item is None:
+                stop = True
+                break
+            batch.append(item)
+        return batch, stop
+
+    def _loop(self) -> None:
+        broker = get_broker(self.alias)
+        stop = False
+        while not stop:
+            first = self.inbox.get()
+            if first is None:
+                break
+            batch, stop = self._gather(first)
+            try:
+                self._write(broker, batch)
+            except Exception:
+                # The jobs stay running under their lease and are reaped.
+                logger.exception("could not record %d outcomes", len(batch))
+        connections.close_all()
+
+    def _write(self, broker: Broker, batch: list[Record]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                applied = broker.record(batch)
+                break
+            except DatabaseError as error:
+                logger.error(
+                    "database unavailable while recording %d outcomes, retrying "
+                    "in %.1f s: %s",
+                    len(batch),
+                    delay,
+                    error,
+                )
+                connections[broker.using].close()
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for record in applied:
+            _log_finish(record)
+            _send_outcome_signals(record)
+
+
+def _log_finish(record: Record) -> None:
+    job = record.job
+    duration = (record.finished_at - job.started_at).total_seconds()
+    logger.info(
+        "job finished id=%s task=%s queue=%s attempt=%s outcome=%s status=%s "
+        "duration=%.3fs",
+        job.id,
+        job.task,
+        job.queue,
+        job.attempt,
+        record.outcome,
+        record.status,
+        duration,
+    )
+
+
+def _send_outcome_signals(record: Record) -> None:
+    job = record.job
+    common = {"job_id": job.id, "queue": job.queue, "attempt": job.attempt}
+    if record.status == JobStatus.SUCCEEDED:
+        if signals.job_succeeded.has_listeners():
+            duration = (record.finished_at - job.started_at).total_seconds()
+            signals.job_succeeded.send(
+                job.task, duration=duration, result=record.result, **common
+            )
+        return
+    if record.error_class and signals.job_failed.has_listeners():
+        signals.job_failed.send(job.task, error=record.error, **common)
+    if record.status in (JobStatus.SCHEDULED, JobStatus.READY):
+        if signals.job_retried.has_listeners():
+            signals.job_retried.send(
+                job.task, error=record.error, run_at=record.run_at, **common
+            )
+    elif record.status == JobStatus.FAILED and signals.job_dead.has_listeners():
+        signals.job_dead.send(job.task, reason=record.reason, **common)
+
+
+class WorkerProcess:
+    """Claims and runs jobs until stopped (or, in burst mode, until idle)."""
+
+    def __init__(self, options: ProcessOptions, worker_id: str | None = None) -> None:
+        self.options = options
+        self.conf = get_settings()
+        self.worker_id = worker_id or make_worker_id()
+        self.broker = get_broker()
+        self.executor = Executor()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.running: dict[int, ClaimedJob] = {}
+        self.recorder = Recorder(self.broker.using, self.conf.FLUSH_INTERVAL)
+        self.maintenance = Maintenance(self.worker_id, self.broker.using)
+
+    # -- main loop -------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until ``stop()``; return the process exit code."""
+        logger.info(
+            "worker started id=%s queues=%s concurrency=%s",
+            self.worker_id,
+            ",".join(self.options.queues or ["*"]),
+            self.options.concurrency,
+        )
+        self.recorder.thread.start()
+        self.maintenance.start()
+        pool = ThreadPoolExecutor(
+            self.options.concurrency, thread_name_prefix="bgjobs-job"
+        )
+        try:
+            self._loop(pool)
+        finally:
+            self._shutdown(pool)
+        return 0
+
+    def stop(self) -> None:
+        """Ask the loop to stop claiming and shut down."""
+        self.stopping.set()
+        self.wake.set()
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        failures = 0
+        while not self.stopping.is_set():
+            free = self.options.concurrency - len(self.running)
+            claimed: list[ClaimedJob] = []
+            if free > 0:
+                try:
+                    claimed = self._claim(min(free, self.conf.CLAIM_BATCH_MAX))
+                    failures = 0
+                except DatabaseError as error:
+                    failures += 1
+                    self._database_down(error, failures)
+                    continue
+                for job in claimed:
+                    pool.submit(self._run_job, job)
+                if len(claimed) == free:
+                    continue
+            if self.options.burst and not claimed and self._burst_done():
+                return
+            self.wake.wait(self._idle_wait(claimed))
+            self.wake.clear()
+
+    def _claim(self, limit: int) -> list[ClaimedJob]:
+        jobs = self.broker.claim(
+            self.options.queues,
+            limit,
+            self.worker_id,
+            timezone.now(),
+            self.conf.LEASE_SECONDS,
+        )
+        with self.lock:
+            for job in jobs:
+                self.running[job.id] = job
+        return jobs
+
+    def _idle_wait(self, claimed: list[ClaimedJob]) -> float:
+        if claimed or len(self.running) >= self.options.concurrency:
+            return self.conf.POLL_INTERVAL
+        return self.conf.POLL_INTERVAL * (0.75 + random.random() / 2)  # noqa: S311
+
+    def _database_down(self, error: Exception, failures: int) -> None:
+        delay = min(0.1 * 2**failures, 5.0)
+        if failures == 1:
+            logger.error("database unavailable, retrying: %s", error)
+        connections[self.broker.using].close()
+        self.stopping.wait(delay)
+
+    def _burst_done(self) -> bool:
+        # A job running anywhere (or whose outcome is not flushed yet) may be
+        # retried soon, so burst mode waits for it.
+        if self.running or self.broker.has_running(self.options.queues):
+            return False
+        next_run = self.broker.next_run_at(self.options.queues)
+        if next_run is None:
+            return True
+        wait = (next_run - timezone.now()).total_seconds()
+        return wait > self.conf.BURST_HORIZON
+
+    # -- running one job -------------------------------------------------------
+
+    def _run_job(self, job: ClaimedJob) -> None:
+        logger.info(
+            "job started id=%s task=%s queue=%s attempt=%s",
+            job.id,
+            job.task,
+            job.queue,
+            job.attempt,
+        )
+        if signals.job_started.has_listeners():
+            signals.job_started.send(
+                job.task, job_id=job.id, queue=job.queue, attempt=job.attempt
+            )
+        outcome = self.executor.run(job)
+        try:
+            record = settle(job, outcome)
+        except Exception as error:
+            # A bug here must not strand the job as running: dead-letter it.
+            logger.exception("could not settle job id=%s", job.id)
+            record = internal_error(job, error)
+        with self.lock:
+            # A job released at shutdown is no longer ours to record.
+            if self.running.pop(job.id, None) is None:
+                return
+        self.recorder.put(record)
+        self.wake.set()
+
+    # -- shutdown --------------------------------------------------------------
+
+    def _shutdown(self, pool: ThreadPoolExecutor) -> None:
+        deadline = time.monotonic() + self.options.grace
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self.lock:
+            left = list(self.running.values())
+            self.running.clear()
+        now = timezone.now()
+        for job in left:
+            logger.warning(
+                "job released id=%s task=%s: still running after the %.1f s grace",
+                job.id,
+                job.task,
+                self.options.grace,
+            )
+            self.recorder.put(interrupted(job, now))
+        self.maintenance.stop()
+        self.recorder.stop()
+        pool.shutdown(wait=not left, cancel_futures=True)
+        connections.close_all()
+        logger.info("worker stopped id=%s released=%d", self.worker_id, len(left))
+
+
+def run_process(
+    options: ProcessOptions, on_ready: Callable[[WorkerProcess], None]
+) -> int:
+    """Build a ``WorkerProcess``, let the caller hook its signals, run it."""
+    process = WorkerProcess(options)
+    on_ready(process)
+    return process.run()

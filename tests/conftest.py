@@ -1,0 +1,133 @@
+"""Shared fixtures: real databases, real worker subprocesses, deadline polls.
+
+Under ``CI=true`` a missing PostgreSQL or Redis fails the run instead of
+skipping the tests that need it.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_sessionstart(session):
+    if IN_CI:
+        _require_redis()
+
+
+def _require_redis():
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        pytest.exit(f"CI=true but Redis at {url} is unreachable: {error}", returncode=3)
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    vendor = "postgresql" if "postgresql" in engine else "sqlite"
+    for item in items:
+        if "postgresql" in item.keywords and vendor != "postgresql":
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)"))
+
+
+@pytest.fixture
+def vendor():
+    return connection.vendor
+
+
+def _wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_until():
+    """Poll ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
+    return _wait_until
+
+
+def database_url():
+    """Return a URL for the database the current test uses (the test DB)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or "postgres"
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{s['NAME']}"
+
+
+def worker_env(**extra):
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    return env
+
+
+def worker_command(*flags):
+    return [sys.executable, "-m", "django", "runworkers", *flags]
+
+
+@pytest.fixture
+def run_worker(transactional_db):
+    """Run ``runworkers --burst`` with ``flags`` to completion; return the result."""
+
+    def run(*flags, timeout=120):
+        return subprocess.run(
+            worker_command("--burst", *flags),
+            env=worker_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+
+    return run
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """Start ``runworkers`` in the background; killed at teardown if alive."""
+    started = []
+
+    def start(*flags):
+        process = subprocess.Popen(
+            worker_command(*flags),
+            env=worker_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
