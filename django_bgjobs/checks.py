@@ -1,4 +1,4 @@
-"""System checks ``bgjobs.E0xx`` / ``bgjobs.W0xx`` for settings and database."""
+"""System checks ``bgjobs.E0xx`` and ``bgjobs.W0xx``: settings and database."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db import connections, router
 
 @checks.register(checks.Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Report a bad ``BGJOBS`` (E001) and a database without a broker (E002)."""
+    """Report a bad ``BGJOBS`` (E001) and a database with no broker (E002)."""
     from .conf import get_settings
 
     errors: list[checks.CheckMessage] = []

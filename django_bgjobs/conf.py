@@ -20,7 +20,7 @@ from .exceptions import BgJobsImproperlyConfigured
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Typed view of ``settings.BGJOBS``; see ``docs/reference/settings.md``."""
+    """Typed view of ``settings.BGJOBS``; see docs/reference/settings.md."""
 
     DATABASE: str = "default"
     DEFAULT_QUEUE: str = "default"

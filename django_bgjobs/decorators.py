@@ -47,7 +47,7 @@ class JobOptions:
     run_at: dt.datetime | None = None
 
     def validate(self) -> None:
-        """Raise ``InvalidJob`` naming the first option that is out of range."""
+        """Raise ``InvalidJob`` naming the first option out of range."""
         if self.queue is not None and not QUEUE_NAME.fullmatch(self.queue):
             raise InvalidJob(
                 f"Invalid queue name {self.queue!r}: use 1-100 letters, digits, "
@@ -61,6 +61,17 @@ class JobOptions:
             raise InvalidJob(
                 f"priority must be an integer from -100 to 100, got {self.priority!r}."
             )
+        self._validate_numbers()
+        self._validate_times()
+        if self.backoff is not None:
+            try:
+                make_backoff(self.backoff, 1.0, 1.0)
+            except ValueError as error:
+                raise InvalidJob(str(error)) from None
+        if isinstance(self.key, str) and not 0 < len(self.key) <= 255:
+            raise InvalidJob(f"key must be 1-255 characters, got {len(self.key)}.")
+
+    def _validate_numbers(self) -> None:
         if self.attempts is not None and (
             not isinstance(self.attempts, int) or self.attempts < 1
         ):
@@ -71,6 +82,8 @@ class JobOptions:
             value = getattr(self, field)
             if value is not None and (not isinstance(value, int | float) or value <= 0):
                 raise InvalidJob(f"{field} must be a number > 0, got {value!r}.")
+
+    def _validate_times(self) -> None:
         if self.delay is not None:
             seconds = (
                 self.delay.total_seconds()
@@ -85,13 +98,6 @@ class JobOptions:
             not isinstance(self.run_at, dt.datetime) or self.run_at.tzinfo is None
         ):
             raise InvalidJob(f"run_at must be an aware datetime, got {self.run_at!r}.")
-        if self.backoff is not None:
-            try:
-                make_backoff(self.backoff, 1.0, 1.0)
-            except ValueError as error:
-                raise InvalidJob(str(error)) from None
-        if isinstance(self.key, str) and not 0 < len(self.key) <= 255:
-            raise InvalidJob(f"key must be 1-255 characters, got {len(self.key)}.")
 
     def merged(self, **changes: Any) -> JobOptions:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -163,7 +169,7 @@ class JobSpec(Generic[P, R]):
     ) -> list[JobHandle]:
         """Insert one job per ``(args, kwargs)`` item in a single statement.
 
-        Return the handles in item order; nothing is written if any item is bad.
+        Return the handles in item order; if any item is bad, write nothing.
         """
         from .enqueue import enqueue_many
 

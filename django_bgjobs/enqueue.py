@@ -69,7 +69,10 @@ class JobHandle:
         return self
 
     def wait(self, timeout: float = 10.0, interval: float = 0.05) -> JobHandle:
-        """Refresh until the job finishes; raise ``TimeoutError`` after ``timeout``."""
+        """Refresh until the job finishes.
+
+        Raise ``TimeoutError`` if it is still unfinished after ``timeout`` s.
+        """
         deadline = time.monotonic() + timeout
         while not self.refresh().is_finished:
             if time.monotonic() >= deadline:

@@ -1,9 +1,9 @@
 """The exception tree of django-bgjobs.
 
-Errors of input subclass the built-in family a caller expects (``TypeError`` for
-a value of the wrong type, ``ValueError`` for a value out of range), so code
-that catches those keeps working; configuration errors subclass
-``ImproperlyConfigured``.
+Errors of input subclass the built-in family a caller expects
+(``TypeError`` for a value of the wrong type, ``ValueError`` for a value out
+of range), so code that catches those keeps working; configuration errors
+subclass ``ImproperlyConfigured``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class InvalidJob(BgJobsException, ValueError):
 
 
 class InvalidPayload(InvalidJob, TypeError):
-    """An argument or result is not JSON; the message names its path and type."""
+    """An argument or result is not JSON; the message names path and type."""
 
 
 class PayloadTooLarge(InvalidJob):

@@ -22,7 +22,7 @@ def fixed(delay: float) -> BackoffFunction:
 
 
 def exponential(delay: float, cap: float) -> BackoffFunction:
-    """Return a backoff of ``delay * 2**(attempt-1)`` seconds, at most ``cap``."""
+    """Return a backoff of ``delay * 2**(attempt-1)`` s, at most ``cap``."""
     return lambda attempt: min(delay * 2 ** max(attempt - 1, 0), cap)
 
 

@@ -30,7 +30,7 @@ class AttemptOutcome(models.TextChoices):
 
 #: Statuses from which a worker may claim a job (when ``run_at`` has passed).
 CLAIMABLE = (JobStatus.READY, JobStatus.SCHEDULED)
-#: Statuses of a job that has not finished; an idempotency key is held by these.
+#: Statuses of an unfinished job; such a job holds its idempotency key.
 UNFINISHED = (
     JobStatus.SCHEDULED,
     JobStatus.READY,

@@ -61,12 +61,12 @@ def _wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
 
 @pytest.fixture
 def wait_until():
-    """Poll ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
+    """Poll ``predicate`` until truthy; fail after ``timeout`` seconds."""
     return _wait_until
 
 
 def database_url():
-    """Return a URL for the database the current test uses (the test DB)."""
+    """Return a URL for the database the current test uses."""
     s = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{s['NAME']}"
@@ -93,7 +93,7 @@ def worker_command(*flags):
 
 @pytest.fixture
 def run_worker(transactional_db):
-    """Run ``runworkers --burst`` with ``flags`` to completion; return the result."""
+    """Run ``runworkers --burst`` with ``flags``; return the process."""
 
     def run(*flags, timeout=120):
         return subprocess.run(

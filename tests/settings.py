@@ -3,6 +3,7 @@
 ``DATABASE_URL=sqlite:///...`` runs the same suite on SQLite.
 """
 
+import json
 import os
 
 import dj_database_url
@@ -53,6 +54,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 BGJOBS = {"POLL_INTERVAL": 0.05, "BACKOFF_JITTER": False}
+# Worker subprocesses started by tests take per-test settings from here.
+BGJOBS.update(json.loads(os.environ.get("BGJOBS_OVERRIDES", "{}")))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -46,7 +46,8 @@ class Job(models.Model):
     kwargs = models.JSONField(default=dict, blank=True)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="", help_text="Last error")
-    key = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    # NULL, not "", means "no key": unique columns allow many NULLs.
+    key = models.CharField(max_length=255, null=True, blank=True, db_index=True)  # noqa: DJ001
     active_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
     run_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
@@ -139,7 +140,7 @@ class Attempt(models.Model):
 
 
 class DeadLetter(models.Model):
-    """A job that gave up, with what is needed to look into it and run it again.
+    """A job that gave up, with what it takes to look into it and rerun it.
 
     The payload and the attempt history are copied, so the dead letter outlives
     the pruning of its job row.
@@ -158,7 +159,7 @@ class DeadLetter(models.Model):
     priority = models.SmallIntegerField(default=0)
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
-    key = models.CharField(max_length=255, null=True, blank=True)
+    key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     reason = models.TextField()
     error_class = models.CharField(max_length=255, blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)

@@ -55,7 +55,7 @@ class Maintenance:
         connections.close_all()
 
     def reap(self, broker: Broker) -> int:
-        """Return jobs of dead workers to ready (or dead letters); count them."""
+        """Return jobs of dead workers to ready or dead letters; count them."""
         now = timezone.now()
         expired = broker.expired(now)
         if not expired:

@@ -45,7 +45,7 @@ class Supervisor:
         self.crashes = 0
 
     def run(self) -> int:
-        """Run until stopped (or all children finish in burst mode); return 0."""
+        """Run until stopped, or until burst-mode children finish; return 0."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         logger.info(

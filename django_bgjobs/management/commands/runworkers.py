@@ -1,4 +1,4 @@
-"""``manage.py runworkers``: parse the flags and hand them to the supervisor."""
+"""``manage.py runworkers``: parse the flags, hand them to the supervisor."""
 
 from __future__ import annotations
 
