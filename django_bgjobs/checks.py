@@ -24,12 +24,34 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
     alias = router.db_for_write(Job)
     vendor = connections[alias].vendor
-    if vendor not in ("postgresql", "sqlite"):
+    if vendor not in ("postgresql", "sqlite", "mysql"):
         errors.append(
             checks.Error(
-                f"Database {alias!r} is {vendor}; django-bgjobs runs on PostgreSQL "
-                "and SQLite.",
+                f"Database {alias!r} is {vendor}; django-bgjobs runs on PostgreSQL, "
+                "SQLite, MySQL and MariaDB.",
                 id="bgjobs.E002",
             )
         )
     return errors
+
+
+@checks.register(checks.Tags.compatibility)
+def check_lease(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn when heartbeats are too rare to keep leases alive (W001)."""
+    from .conf import get_settings
+
+    try:
+        conf = get_settings()
+    except ImproperlyConfigured:
+        return []  # reported as E001
+    if conf.HEARTBEAT_SECONDS * 2 <= conf.LEASE_SECONDS:
+        return []
+    return [
+        checks.Warning(
+            f"BGJOBS['HEARTBEAT_SECONDS'] ({conf.HEARTBEAT_SECONDS}) should be at "
+            f"most half of BGJOBS['LEASE_SECONDS'] ({conf.LEASE_SECONDS}): one "
+            "late heartbeat would let the reaper take running jobs away.",
+            hint="Lower HEARTBEAT_SECONDS or raise LEASE_SECONDS.",
+            id="bgjobs.W001",
+        )
+    ]

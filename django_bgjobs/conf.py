@@ -22,7 +22,6 @@ from .exceptions import BgJobsImproperlyConfigured
 class Settings:
     """Typed view of ``settings.BGJOBS``; see docs/reference/settings.md."""
 
-    DATABASE: str = "default"
     DEFAULT_QUEUE: str = "default"
     DEFAULT_PRIORITY: int = 0
     DEFAULT_ATTEMPTS: int = 3
@@ -44,7 +43,6 @@ class Settings:
 
 _NUMBER = (int, float)
 _TYPES: dict[str, tuple[type, ...]] = {
-    "DATABASE": (str,),
     "DEFAULT_QUEUE": (str,),
     "DEFAULT_PRIORITY": (int,),
     "DEFAULT_ATTEMPTS": (int,),
@@ -78,6 +76,10 @@ def _check(key: str, value: Any) -> None:
         names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
         raise BgJobsImproperlyConfigured(
             f"BGJOBS[{key!r}] must be {names}, got {type(value).__name__} {value!r}."
+        )
+    if key == "DEFAULT_PRIORITY" and not -100 <= value <= 100:
+        raise BgJobsImproperlyConfigured(
+            f"BGJOBS['DEFAULT_PRIORITY'] must be from -100 to 100, got {value!r}."
         )
     positive = isinstance(value, int | float) and not isinstance(value, bool)
     if positive and key != "DEFAULT_PRIORITY" and value <= 0:

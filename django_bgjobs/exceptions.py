@@ -46,5 +46,6 @@ class BgJobsImproperlyConfigured(ImproperlyConfigured):
 class Permanent(BgJobsException):
     """Raise from a job to fail it now, skipping the attempts that remain.
 
-    The job goes to dead letters with this exception's message as the reason.
+    The job goes to dead letters with the reason
+    ``permanent error: <exception class>: <message>``.
     """

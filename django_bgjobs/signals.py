@@ -2,8 +2,9 @@
 
 Senders are the task name (a str); receivers get ``job_id``, ``queue`` and the
 step's own arguments. ``job_enqueued`` is sent once the enqueueing transaction
-commits; worker-side signals are sent after the outcome is recorded, in
-batches, so a receiver never costs a query per job on its own.
+commits; ``job_started`` just before the job runs; the outcome signals after
+the outcome is recorded, in batches. A receiver that raises is logged and
+does not disturb the job or the other receivers.
 """
 
 from __future__ import annotations

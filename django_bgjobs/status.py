@@ -40,7 +40,8 @@ UNFINISHED = (
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 #: (from, to) -> the verb that performs it. Broker verbs, admin actions, API
-#: endpoints and signals use these same words.
+#: endpoints and signals use these same words. Requeueing a finished job or a
+#: dead letter inserts a new job; it never moves a finished row back.
 TRANSITIONS: dict[tuple[str, str], str] = {
     (JobStatus.SCHEDULED, JobStatus.RUNNING): "claim",
     (JobStatus.READY, JobStatus.RUNNING): "claim",
@@ -53,9 +54,6 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (JobStatus.READY, JobStatus.CANCELLED): "cancel",
     (JobStatus.WAITING_CHILDREN, JobStatus.CANCELLED): "cancel",
     (JobStatus.SCHEDULED, JobStatus.READY): "retry_now",
-    (JobStatus.FAILED, JobStatus.READY): "requeue",
-    (JobStatus.CANCELLED, JobStatus.READY): "requeue",
-    (JobStatus.WAITING_CHILDREN, JobStatus.READY): "release_parent",
 }
 
 

@@ -1,9 +1,10 @@
-"""Settings of the demo project: SQLite by default, PostgreSQL with DATABASE_URL."""
+"""Settings of the demo project: SQLite by default, or DATABASE_URL."""
 
 import os
 from pathlib import Path
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = os.environ.get("SECRET_KEY", "demo-only-not-secret")
@@ -20,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_bgjobs",
+    "testproject.shop",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -64,12 +66,27 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# E-mails go to the console (the worker log). Django 6.1 replaces
+# EMAIL_BACKEND with MAILERS and warns about the old setting.
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "shop@example.com"
 BGJOBS = {"POLL_INTERVAL": 0.2}
+
+# The shop's fake outside world: how slow it is (1 = as slow as in the seed
+# lesson, 0 = instant) and how often it fails (0.0-1.0).
+SHOP_LATENCY_SCALE = float(os.environ.get("SHOP_LATENCY_SCALE", "1"))
+SHOP_PAYMENT_FAILURE_RATE = float(os.environ.get("SHOP_PAYMENT_FAILURE_RATE", "0.2"))
+SHOP_FLAKY_FAILURE_RATE = float(os.environ.get("SHOP_FLAKY_FAILURE_RATE", "0.5"))
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_bgjobs": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django_bgjobs": {"handlers": ["console"], "level": "INFO"},
+        "testproject": {"handlers": ["console"], "level": "INFO"},
+    },
 }

@@ -1,4 +1,9 @@
-from django.contrib import admin
-from django.urls import path
+"""URLs of the demo project: the admin and the demo shop."""
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("testproject.shop.urls")),
+]
