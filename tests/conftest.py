@@ -4,6 +4,7 @@ Under ``CI=true`` a missing PostgreSQL or Redis fails the run instead of
 skipping the tests that need it.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -128,6 +129,57 @@ def start_worker(transactional_db):
 
     yield start
     for process in started:
-        if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        process.wait(timeout=10)
+        process.stdout.close()
+
+
+@pytest.fixture
+def run_worker_with(transactional_db):
+    """Run ``runworkers --burst`` with ``flags`` and environment ``env``."""
+
+    def run(*flags, timeout=120, **env):
+        return subprocess.run(
+            worker_command("--burst", *flags),
+            env=worker_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+
+    return run
+
+
+@pytest.fixture
+def start_worker_with(transactional_db, tmp_path):
+    """Start ``runworkers`` with extra environment ``env``; killed at teardown.
+
+    Output goes to a file (``process.log_path``), not a pipe, so a chatty
+    worker never blocks on a full pipe nobody reads.
+    """
+    started = []
+
+    def start(*flags, **env):
+        log_path = tmp_path / f"runworkers-{len(started)}.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                worker_command(*flags),
+                env=worker_env(**env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        process.log_path = log_path
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        # The whole group: worker processes may outlive their supervisor.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

@@ -1,4 +1,4 @@
-"""Module-level job handlers the tests enqueue (autodiscovered as tests.jobs)."""
+"""Module-level job handlers the tests enqueue (autodiscovered)."""
 
 import time
 
@@ -60,3 +60,28 @@ def sleeper(seconds):
 @background
 def returns_set():
     return {1, 2}
+
+
+@background(key=lambda name: f"keyed:{name}")
+def keyed_echo(name):
+    """Keyed by its argument: one unfinished job per name."""
+    return name
+
+
+@background(attempts=3, backoff=lambda attempt: 0, jitter=False)
+def retries_at_once():
+    raise RuntimeError("again")
+
+
+@background(attempts=4, backoff="fixed", backoff_delay=7, retry_on=(ValueError,))
+def retries_value_errors_only():
+    raise ValueError("retry me")
+
+
+@background
+def slow_first_run(token, seconds):
+    """Sleep ``seconds`` on the first run only; an Execution row marks it."""
+    _, first = Execution.objects.get_or_create(token=token)
+    if first:
+        time.sleep(seconds)
+    return token

@@ -45,7 +45,12 @@ TEMPLATES = [
     }
 ]
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+# Worker subprocesses of the bulk tests keep their connections (CONN_MAX_AGE).
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0"))
+    )
+}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -84,3 +89,5 @@ LOGGING = {
         }
     },
 }
+# Fast hashing: tests create users with passwords.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

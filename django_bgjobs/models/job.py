@@ -175,4 +175,4 @@ class DeadLetter(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"dead #{self.job_id} {self.task}: {self.reason[:60]}"
+        return f"dead letter #{self.pk} ({self.task})"

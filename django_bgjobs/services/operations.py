@@ -1,17 +1,18 @@
 """Operator actions on jobs and dead letters: retry, cancel, requeue.
 
-Each takes ids or a QuerySet and works in one transaction with conditional
-UPDATEs, so an action never overwrites a job a worker moved meanwhile (a
-cancel of a job that has just been claimed changes nothing).
+Each works in one transaction per chunk of ids with conditional UPDATEs, so an
+action never overwrites a job a worker moved meanwhile (a cancel of a job
+that has just been claimed changes nothing). New jobs never collide on an
+idempotency key: a row whose key an unfinished job holds is skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -23,6 +24,7 @@ from ..signals import job_enqueued
 from ..status import FINISHED, JobStatus
 
 Selection = QuerySet[Any] | Iterable[int]
+CHUNK = 1000
 
 
 @dataclasses.dataclass
@@ -33,11 +35,35 @@ class ActionResult:
     created: list[Job] = dataclasses.field(default_factory=list)
     skipped: int = 0
 
+    def add(self, other: ActionResult) -> None:
+        self.changed += other.changed
+        self.created += other.created
+        self.skipped += other.skipped
 
-def _ids(selection: Selection) -> list[int]:
+
+def _chunks(selection: Selection) -> Iterator[list[int]]:
     if isinstance(selection, QuerySet):
-        return list(selection.values_list("pk", flat=True))
-    return [int(pk) for pk in selection]
+        selection = selection.values_list("pk", flat=True).iterator(chunk_size=CHUNK)
+    chunk: list[int] = []
+    for pk in selection:
+        chunk.append(int(pk))
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _per_chunk(
+    selection: Selection, action: Callable[[list[int], str], ActionResult]
+) -> ActionResult:
+    using = router.db_for_write(Job)
+    total = ActionResult()
+    # Read all ids first: the action changes the rows the selection filters on.
+    for ids in list(_chunks(selection)):
+        with transaction.atomic(using=using):
+            total.add(action(ids, using))
+    return total
 
 
 def retry_jobs(selection: Selection) -> ActionResult:
@@ -46,52 +72,50 @@ def retry_jobs(selection: Selection) -> ActionResult:
     A job waiting for its run time becomes ready now. A finished job (failed,
     cancelled or succeeded) is run again as a new job with the same task,
     arguments and options, and its pending dead letters are marked requeued.
-    Running jobs are left alone (skipped).
+    Running jobs, and finished jobs whose key an unfinished job holds, are
+    skipped.
     """
-    ids = _ids(selection)
-    using = router.db_for_write(Job)
+    return _per_chunk(selection, _retry_chunk)
+
+
+def _retry_chunk(ids: list[int], using: str) -> ActionResult:
     now = timezone.now()
+    jobs = Job.objects.using(using)
     result = ActionResult()
-    with transaction.atomic(using=using):
-        jobs = Job.objects.using(using)
-        result.changed = jobs.filter(
-            id__in=ids, status__in=(JobStatus.SCHEDULED, JobStatus.READY)
-        ).update(status=JobStatus.READY, run_at=now)
-        finished = list(jobs.filter(id__in=ids, status__in=FINISHED))
-        copies = [_copy(job, now) for job in finished]
-        result.created = _insert(copies, using)
-        copy_of = {
-            job.id: copy for job, copy in zip(finished, result.created, strict=True)
-        }
-        letters = list(
-            DeadLetter.objects.using(using).filter(
-                job_id__in=list(copy_of), requeued_at__isnull=True
-            )
+    result.changed = jobs.filter(
+        id__in=ids, status__in=(JobStatus.SCHEDULED, JobStatus.READY)
+    ).update(status=JobStatus.READY, run_at=now)
+    finished = _without_held_keys(
+        list(jobs.filter(id__in=ids, status__in=FINISHED)), using
+    )
+    copies = _insert([_copy(job, now) for job in finished], using)
+    copy_of = {job.id: copy for job, copy in zip(finished, copies, strict=True) if copy}
+    letters = list(
+        DeadLetter.objects.using(using).filter(
+            job_id__in=list(copy_of), requeued_at__isnull=True
         )
-        for letter in letters:
-            letter.requeued_at = now
-            letter.requeued_job = copy_of[letter.job_id]
-        DeadLetter.objects.using(using).bulk_update(
-            letters, ["requeued_at", "requeued_job"]
-        )
+    )
+    for letter in letters:
+        letter.requeued_at = now
+        letter.requeued_job = copy_of[letter.job_id]
+    DeadLetter.objects.using(using).bulk_update(
+        letters, ["requeued_at", "requeued_job"]
+    )
+    result.created = list(copy_of.values())
     result.skipped = len(ids) - result.changed - len(result.created)
     return result
 
 
 def cancel_jobs(selection: Selection) -> ActionResult:
     """Cancel selected jobs that have not started; running jobs are skipped."""
-    ids = _ids(selection)
-    using = router.db_for_write(Job)
+    return _per_chunk(selection, _cancel_chunk)
+
+
+def _cancel_chunk(ids: list[int], using: str) -> ActionResult:
+    waiting = (JobStatus.SCHEDULED, JobStatus.READY, JobStatus.WAITING_CHILDREN)
     changed = (
         Job.objects.using(using)
-        .filter(
-            id__in=ids,
-            status__in=(
-                JobStatus.SCHEDULED,
-                JobStatus.READY,
-                JobStatus.WAITING_CHILDREN,
-            ),
-        )
+        .filter(id__in=ids, status__in=waiting)
         .update(
             status=JobStatus.CANCELLED,
             active_key=None,
@@ -106,37 +130,51 @@ def requeue_dead_letters(selection: Selection) -> ActionResult:
     """Enqueue a new job from each selected dead letter not requeued yet.
 
     The new job gets a fresh attempt budget; the dead letter keeps its
-    history and points at the new job. A dead letter whose key is held by an
-    unfinished job is skipped.
+    history and points at the new job. A dead letter whose key an unfinished
+    job holds (or an earlier dead letter of the same selection) is skipped.
     """
-    ids = _ids(selection)
-    using = router.db_for_write(DeadLetter)
+    return _per_chunk(selection, _requeue_chunk)
+
+
+def _requeue_chunk(ids: list[int], using: str) -> ActionResult:
     now = timezone.now()
-    result = ActionResult()
-    with transaction.atomic(using=using):
-        letters = list(
-            DeadLetter.objects.using(using)
-            .select_for_update()
-            .filter(id__in=ids, requeued_at__isnull=True)
-            .order_by("id")
-        )
-        held = set(
-            Job.objects.using(using)
-            .filter(active_key__in=[d.key for d in letters if d.key])
-            .values_list("active_key", flat=True)
-        )
-        letters = [d for d in letters if not d.key or d.key not in held]
-        jobs = _insert([_from_dead_letter(d, now) for d in letters], using)
-        for letter, job in zip(letters, jobs, strict=True):
+    letters = list(
+        DeadLetter.objects.using(using)
+        .select_for_update()
+        .filter(id__in=ids, requeued_at__isnull=True)
+        .order_by("id")
+    )
+    letters = _without_held_keys(letters, using)
+    jobs = _insert([_from_dead_letter(d, now) for d in letters], using)
+    done = []
+    for letter, job in zip(letters, jobs, strict=True):
+        if job is not None:
             letter.requeued_at = now
             letter.requeued_job = job
-        DeadLetter.objects.using(using).bulk_update(
-            letters, ["requeued_at", "requeued_job"]
-        )
-    result.created = jobs
-    result.changed = len(jobs)
-    result.skipped = len(ids) - len(jobs)
-    return result
+            done.append(letter)
+    DeadLetter.objects.using(using).bulk_update(done, ["requeued_at", "requeued_job"])
+    created = [job for job in jobs if job is not None]
+    return ActionResult(
+        changed=len(created), created=created, skipped=len(ids) - len(created)
+    )
+
+
+def _without_held_keys(rows: list[Any], using: str) -> list[Any]:
+    """Drop rows whose key an unfinished job holds, and repeats of one key."""
+    keys = [row.key for row in rows if row.key]
+    held = set(
+        Job.objects.using(using)
+        .filter(active_key__in=keys)
+        .values_list("active_key", flat=True)
+    )
+    kept = []
+    for row in rows:
+        if row.key:
+            if row.key in held:
+                continue
+            held.add(row.key)
+        kept.append(row)
+    return kept
 
 
 def _options(task: str) -> dict[str, Any]:
@@ -186,15 +224,36 @@ def _from_dead_letter(letter: DeadLetter, now: Any) -> Job:
     )
 
 
-def _insert(jobs: list[Job], using: str) -> list[Job]:
+def _insert(jobs: list[Job], using: str) -> list[Job | None]:
+    """Insert ``jobs``; return them in order, None where a key was taken.
+
+    One INSERT normally; if a concurrent enqueue took a key since the check,
+    the rows go in one by one and the ones that collide are skipped.
+    """
     if not jobs:
         return []
-    created = Job.objects.using(using).bulk_create(jobs)
-    if job_enqueued.has_listeners():
+    manager = Job.objects.using(using)
+    inserted: list[Job | None]
+    try:
+        with transaction.atomic(using=using):
+            inserted = list(manager.bulk_create(jobs))
+    except IntegrityError:
+        inserted = []
+        for job in jobs:
+            job.pk = None
+            try:
+                with transaction.atomic(using=using):
+                    job.save(using=using, force_insert=True)
+            except IntegrityError:
+                inserted.append(None)
+            else:
+                inserted.append(job)
+    created = [job for job in inserted if job is not None]
+    if created and job_enqueued.has_listeners():
 
         def send() -> None:
             for job in created:
                 job_enqueued.send(job.task, job_id=job.id, queue=job.queue)
 
         transaction.on_commit(send, using=using)
-    return created
+    return inserted

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -43,6 +44,7 @@ class Supervisor:
         self.stopping = False
         self.stop_sent_at: float | None = None
         self.crashes = 0
+        self.last_crash = 0.0
 
     def run(self) -> int:
         """Run until stopped, or until burst-mode children finish; return 0."""
@@ -71,19 +73,25 @@ class Supervisor:
         self.stopping = True
 
     def _spawn(self, slot: int) -> None:
+        # Block the stop signals across the fork: a SIGTERM that reached the
+        # child before it installed its own handler would be lost.
+        stop_signals = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         pid = os.fork()
         if pid == 0:  # child
             code = 1
             try:
-                code = self._child()
+                code = self._child(stop_signals)
             except BaseException:
                 logger.exception("worker process crashed")
             finally:
                 logging.shutdown()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         self.children[pid] = slot
 
-    def _child(self) -> int:
+    def _child(self, stop_signals: set[signal.Signals]) -> int:
+        parent = os.getppid()
         process = WorkerProcess(
             ProcessOptions(
                 queues=self.options.queues,
@@ -98,6 +106,13 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        threading.Thread(
+            target=_watch_parent,
+            args=(parent, process),
+            name="bgjobs-parent",
+            daemon=True,
+        ).start()
         return process.run()
 
     def _reap_children(self) -> None:
@@ -116,7 +131,13 @@ class Supervisor:
             self._restart(pid, slot, code)
 
     def _restart(self, pid: int, slot: int, code: int) -> None:
+        # Restarts slow down while children keep crashing, and the count
+        # starts over after a quiet minute.
+        now = time.monotonic()
+        if now - self.last_crash > 60:
+            self.crashes = 0
         self.crashes += 1
+        self.last_crash = now
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         logger.error("worker process %s died (%s); starting another", pid, how)
         time.sleep(min(0.05 * self.crashes, self.restart_delay_max))
@@ -135,6 +156,16 @@ class Supervisor:
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
+
+
+def _watch_parent(parent: int, process: WorkerProcess) -> None:
+    # A supervisor killed by SIGKILL or the OOM killer forwards no signal;
+    # without this its children would run on as orphans, claiming jobs.
+    while not process.stopping.wait(1.0):
+        if os.getppid() != parent:
+            logger.error("supervisor %s is gone; stopping worker process", parent)
+            process.stop()
+            return
 
 
 def run(options: SupervisorOptions) -> int:

@@ -1,0 +1,12 @@
+"""Register the bgjobs ModelAdmins on the default admin site."""
+
+from django.contrib import admin
+
+from ..models import Attempt, DeadLetter, Job
+from .attempts import AttemptAdmin
+from .dead_letters import DeadLetterAdmin
+from .jobs import JobAdmin
+
+admin.site.register(Job, JobAdmin)
+admin.site.register(DeadLetter, DeadLetterAdmin)
+admin.site.register(Attempt, AttemptAdmin)

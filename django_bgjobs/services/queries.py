@@ -1,0 +1,73 @@
+"""Read-side figures shared by the admin, the API and the metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count
+
+from ..models import Attempt, DeadLetter, Job
+
+
+def counts_by_queue() -> dict[str, dict[str, int]]:
+    """Return ``{queue: {status: count}}`` over all jobs, one query."""
+    rows = Job.objects.values("queue", "status").annotate(n=Count("id"))
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows.order_by():
+        counts.setdefault(row["queue"], {})[row["status"]] = row["n"]
+    return counts
+
+
+def pending_dead_letters() -> Any:
+    """Return dead letters not requeued yet, newest first."""
+    return DeadLetter.objects.filter(requeued_at__isnull=True)
+
+
+def queue_names() -> list[str]:
+    """Return the names of the queues that hold jobs, sorted; one query.
+
+    The ``(queue, status)`` index covers it.
+    """
+    rows = Job.objects.order_by("queue").values_list("queue", flat=True)
+    return list(rows.distinct())
+
+
+def task_names() -> list[str]:
+    """Return the task names that have jobs, sorted; one query on an index."""
+    rows = Job.objects.order_by("task").values_list("task", flat=True)
+    return list(rows.distinct())
+
+
+def dead_letter_error_classes() -> list[str]:
+    """Return the error classes found in dead letters, sorted; one query."""
+    rows = (
+        DeadLetter.objects.exclude(error_class="")
+        .order_by("error_class")
+        .values_list("error_class", flat=True)
+    )
+    return list(rows.distinct())
+
+
+def dead_letter_task_names() -> list[str]:
+    """Return the task names found in dead letters, sorted; one query."""
+    rows = DeadLetter.objects.order_by("task").values_list("task", flat=True)
+    return list(rows.distinct())
+
+
+def last_traceback(job_id: int) -> Attempt | None:
+    """Return the latest attempt of a job that left a traceback, or None."""
+    return (
+        Attempt.objects.filter(job_id=job_id)
+        .exclude(traceback="")
+        .only("job_id", "number", "error_class", "error_message", "traceback")
+        .order_by("-number")
+        .first()
+    )
+
+
+def dead_letters_of(job_id: int) -> list[DeadLetter]:
+    """Return the dead letters written for a job, newest first."""
+    rows = DeadLetter.objects.filter(job_id=job_id).only(
+        "id", "job_id", "created_at", "requeued_at", "requeued_job_id"
+    )
+    return list(rows.order_by("-id"))
