@@ -14,6 +14,13 @@ class BgJobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .broker.sqlite import use_real_variable_limit
+
+        connection_created.connect(
+            use_real_variable_limit, dispatch_uid="bgjobs-sqlite-variable-limit"
+        )
 
         autodiscover_modules("tasks", "jobs")

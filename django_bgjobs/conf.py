@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -62,6 +63,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "BURST_HORIZON": _NUMBER,
 }
 _BACKOFFS = ("fixed", "exponential")
+#: Queue names: what ``@background(queue=...)`` and ``DEFAULT_QUEUE`` accept.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
 
 def _check(key: str, value: Any) -> None:
@@ -85,6 +88,11 @@ def _check(key: str, value: Any) -> None:
     if positive and key != "DEFAULT_PRIORITY" and value <= 0:
         raise BgJobsImproperlyConfigured(
             f"BGJOBS[{key!r}] must be greater than 0, got {value!r}."
+        )
+    if key == "DEFAULT_QUEUE" and not QUEUE_NAME.fullmatch(value):
+        raise BgJobsImproperlyConfigured(
+            "BGJOBS['DEFAULT_QUEUE'] must be 1-100 letters, digits, '_', '-', '.' "
+            f"or ':', got {value!r}."
         )
     if key == "DEFAULT_BACKOFF" and value not in _BACKOFFS:
         raise BgJobsImproperlyConfigured(

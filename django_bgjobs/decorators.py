@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from . import registry
-from .conf import get_settings
+from .conf import QUEUE_NAME, get_settings
 from .exceptions import InvalidJob
 from .retry import BackoffFunction, RetryPolicy, make_backoff
 
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 KeyFunction = Callable[..., str]
-QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,14 +71,20 @@ class JobOptions:
 
     def _validate_numbers(self) -> None:
         if self.attempts is not None and (
-            not isinstance(self.attempts, int) or self.attempts < 1
+            isinstance(self.attempts, bool)
+            or not isinstance(self.attempts, int)
+            or self.attempts < 1
         ):
             raise InvalidJob(
                 f"attempts must be an integer >= 1, got {self.attempts!r}."
             )
         for field in ("timeout", "result_ttl", "backoff_delay", "backoff_max"):
             value = getattr(self, field)
-            if value is not None and (not isinstance(value, int | float) or value <= 0):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or value <= 0
+            ):
                 raise InvalidJob(f"{field} must be a number > 0, got {value!r}.")
 
     def _validate_times(self) -> None:

@@ -7,9 +7,25 @@ go on meanwhile. Needs SQLite 3.35 for RETURNING.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+import django
+
 from .base import Broker
+
+
+def use_real_variable_limit(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """Let ``bulk_create`` use SQLite's real variable limit on Django < 6.0.
+
+    Django 5.2 assumes the limit of SQLite < 3.32 (999 variables) and splits
+    an INSERT of 200 jobs into five; SQLite 3.32+ allows 32766. Django 6.0
+    reads the limit from the connection in the same way.
+    """
+    if connection.vendor == "sqlite" and django.VERSION < (6, 0):
+        connection.features.max_query_params = connection.connection.getlimit(
+            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+        )
 
 
 class SQLiteBroker(Broker):

@@ -1,0 +1,268 @@
+"""The executor runs a job and returns an Outcome; ``settle`` turns it into
+the record to write, by the task's retry policy. No database is touched."""
+
+import datetime as dt
+
+import pytest
+
+from django_bgjobs import InvalidPayload, Permanent, TaskNotRegistered
+from django_bgjobs.broker import ClaimedJob
+from django_bgjobs.status import AttemptOutcome, JobStatus, can_transition
+from django_bgjobs.worker.executor import Executor, Outcome, interrupted, lost, settle
+from tests.jobs import (
+    add,
+    always_fails,
+    fails_permanently,
+    raises_key_error,
+    retries_at_once,
+    retries_value_errors_only,
+    returns_set,
+)
+
+NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def claimed(task, *, attempt=1, uncharged=0, max_attempts=3, args=(), kwargs=None):
+    return ClaimedJob(
+        id=41,
+        task=task if isinstance(task, str) else task.name,
+        queue="default",
+        priority=0,
+        args=list(args),
+        kwargs=kwargs or {},
+        attempt=attempt,
+        uncharged=uncharged,
+        max_attempts=max_attempts,
+        timeout=None,
+        result_ttl=None,
+        worker="w1",
+        started_at=NOW - dt.timedelta(seconds=1),
+    )
+
+
+@pytest.fixture
+def run(django_db_blocker):
+    """Return ``Executor().run``.
+
+    Its ``close_old_connections`` may close a connection an earlier test left
+    open, outside any transaction: allowed here, as in a worker.
+    """
+
+    def run(job):
+        with django_db_blocker.unblock():
+            return Executor().run(job)
+
+    return run
+
+
+def failed_with(error):
+    return Outcome(error=error, traceback="Traceback ...", finished_at=NOW)
+
+
+def after(seconds):
+    return NOW + dt.timedelta(seconds=seconds)
+
+
+# -- run --
+
+
+def test_run_returns_the_value(run):
+    outcome = run(claimed(add, args=[2], kwargs={"b": 3}))
+
+    assert (outcome.ok, outcome.value, outcome.error) == (True, 5, None)
+
+
+def test_run_returns_the_error_with_its_traceback(run):
+    outcome = run(claimed(always_fails, kwargs={"message": "bad"}))
+
+    assert not outcome.ok
+    assert isinstance(outcome.error, RuntimeError)
+    assert str(outcome.error) == "bad"
+    assert "RuntimeError: bad" in outcome.traceback
+
+
+def test_run_turns_a_non_json_return_value_into_an_error(run):
+    outcome = run(claimed(returns_set))
+
+    assert isinstance(outcome.error, InvalidPayload)
+    assert str(outcome.error).startswith("result is set")
+
+
+def test_run_of_an_unregistered_task_returns_task_not_registered(run):
+    outcome = run(claimed("shop.tasks.removed"))
+
+    assert isinstance(outcome.error, TaskNotRegistered)
+    assert "'shop.tasks.removed'" in str(outcome.error)
+
+
+# -- settle --
+
+
+def test_success_completes_the_job_with_its_result():
+    job = claimed(add)
+
+    record = settle(job, Outcome(value={"sum": 5}, finished_at=NOW))
+
+    assert (record.job, record.status, record.outcome) == (
+        job,
+        JobStatus.SUCCEEDED,
+        AttemptOutcome.SUCCEEDED,
+    )
+    assert (record.result, record.finished_at, record.run_at) == ({"sum": 5}, NOW, None)
+    assert (record.error, record.reason) == ("", "")
+
+
+@pytest.mark.parametrize(("attempt", "backoff"), [(1, 0.05), (2, 0.1)])
+def test_failure_with_attempts_left_is_scheduled_after_the_backoff(attempt, backoff):
+    record = settle(
+        claimed(always_fails, attempt=attempt), failed_with(RuntimeError("boom"))
+    )
+
+    assert (record.status, record.outcome) == (
+        JobStatus.SCHEDULED,
+        AttemptOutcome.FAILED,
+    )
+    assert record.run_at == after(backoff)
+    assert (record.error_class, record.error_message) == ("RuntimeError", "boom")
+    assert (record.traceback, record.error) == ("Traceback ...", "RuntimeError: boom")
+
+
+def test_failure_with_zero_backoff_is_ready_at_once():
+    record = settle(claimed(retries_at_once), failed_with(RuntimeError("again")))
+
+    assert (record.status, record.run_at) == (JobStatus.READY, NOW)
+
+
+def test_exhausted_attempts_fail_the_job_with_a_reason():
+    record = settle(claimed(always_fails, attempt=3), failed_with(RuntimeError("boom")))
+
+    assert (record.status, record.run_at) == (JobStatus.FAILED, None)
+    assert record.reason == "attempts exhausted (3): RuntimeError: boom"
+
+
+def test_uncharged_runs_do_not_count_against_attempts():
+    job = claimed(always_fails, attempt=3, uncharged=1)
+
+    record = settle(job, failed_with(RuntimeError("boom")))
+
+    assert (record.status, record.run_at) == (JobStatus.SCHEDULED, after(0.1))
+
+
+def test_max_attempts_stored_on_the_job_wins_over_the_task():
+    job = claimed(always_fails, attempt=3, max_attempts=5)
+
+    record = settle(job, failed_with(RuntimeError("boom")))
+
+    assert record.status == JobStatus.SCHEDULED
+
+
+def test_permanent_error_fails_on_the_first_attempt():
+    job = claimed(fails_permanently, max_attempts=5)
+
+    record = settle(job, failed_with(Permanent("card declined")))
+
+    assert record.status == JobStatus.FAILED
+    assert record.reason == (
+        "permanent error: django_bgjobs.exceptions.Permanent: card declined"
+    )
+
+
+def test_dont_retry_on_error_fails_at_once():
+    job = claimed(raises_key_error, max_attempts=5)
+
+    record = settle(job, failed_with(KeyError("missing")))
+
+    assert record.status == JobStatus.FAILED
+    assert record.reason == "not retryable: KeyError: 'missing'"
+
+
+def test_retry_on_retries_only_the_listed_errors():
+    job = claimed(retries_value_errors_only, max_attempts=4)
+
+    retried = settle(job, failed_with(ValueError("retry me")))
+    refused = settle(job, failed_with(TypeError("wrong")))
+
+    assert (retried.status, retried.run_at) == (JobStatus.SCHEDULED, after(7))
+    assert (refused.status, refused.reason) == (
+        JobStatus.FAILED,
+        "not retryable: TypeError: wrong",
+    )
+
+
+def test_unregistered_task_fails_at_once_naming_the_task(run):
+    job = claimed("shop.tasks.removed")
+    outcome = run(job)
+
+    record = settle(job, outcome)
+
+    assert (record.status, record.outcome) == (JobStatus.FAILED, AttemptOutcome.FAILED)
+    assert record.error_class == "django_bgjobs.exceptions.TaskNotRegistered"
+    assert record.reason.startswith("Task 'shop.tasks.removed' is not registered")
+
+
+def test_non_json_return_value_is_a_failure_that_retries_then_fails(run):
+    first = settle(claimed(returns_set), run(claimed(returns_set)))
+    last_job = claimed(returns_set, attempt=3)
+    last = settle(last_job, run(last_job))
+
+    assert first.status == JobStatus.SCHEDULED
+    assert first.error_class == "django_bgjobs.exceptions.InvalidPayload"
+    assert first.result is None
+    assert last.status == JobStatus.FAILED
+    assert last.reason.startswith("attempts exhausted (3): ")
+    assert "result is set" in last.reason
+
+
+# -- shutdown and lost workers --
+
+
+def test_interrupted_job_goes_back_to_ready_uncharged():
+    record = interrupted(claimed(add, attempt=2), NOW)
+
+    assert (record.status, record.outcome, record.run_at) == (
+        JobStatus.READY,
+        AttemptOutcome.INTERRUPTED,
+        NOW,
+    )
+    assert record.uncharge == 1
+
+
+def test_lost_job_goes_back_to_ready_while_attempts_remain():
+    record = lost(claimed(add, attempt=2, max_attempts=3), NOW)
+
+    assert (record.status, record.outcome, record.run_at) == (
+        JobStatus.READY,
+        AttemptOutcome.LOST,
+        NOW,
+    )
+    assert record.uncharge == 0
+    assert "lease of worker w1 expired" in record.error_message
+
+
+def test_lost_job_fails_once_its_attempts_are_spent():
+    record = lost(claimed(add, attempt=3, max_attempts=3), NOW)
+
+    assert (record.status, record.run_at) == (JobStatus.FAILED, None)
+    assert record.reason == "worker lost; attempts exhausted (3)"
+
+
+def test_every_record_is_an_allowed_transition_from_running():
+    job = claimed(always_fails, attempt=1)
+    records = [
+        settle(job, Outcome(value=1, finished_at=NOW)),
+        settle(job, failed_with(RuntimeError())),
+        settle(claimed(retries_at_once), failed_with(RuntimeError())),
+        settle(claimed(always_fails, attempt=3), failed_with(RuntimeError())),
+        interrupted(job, NOW),
+        lost(job, NOW),
+    ]
+
+    statuses = {record.status for record in records}
+
+    assert statuses == {
+        JobStatus.SUCCEEDED,
+        JobStatus.SCHEDULED,
+        JobStatus.READY,
+        JobStatus.FAILED,
+    }
+    assert all(can_transition(JobStatus.RUNNING, status) for status in statuses)
