@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -71,10 +72,16 @@ def database_url():
     s = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{s['NAME']}"
-    user = s.get("USER") or "postgres"
+    scheme, user, port = {
+        "postgresql": ("postgres", "postgres", 5432),
+        "mysql": ("mysql", "root", 3306),
+    }[connection.vendor]
+    user = s.get("USER") or user
+    if s.get("PASSWORD"):
+        user = f"{user}:{quote(s['PASSWORD'], safe='')}"
     host = s.get("HOST") or "127.0.0.1"
-    port = s.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{s['NAME']}"
+    port = s.get("PORT") or port
+    return f"{scheme}://{user}@{host}:{port}/{s['NAME']}"
 
 
 def worker_env(**extra):

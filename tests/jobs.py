@@ -1,5 +1,6 @@
 """Module-level job handlers the tests enqueue (autodiscovered)."""
 
+import sys
 import time
 
 from django_bgjobs import Permanent, background
@@ -85,3 +86,9 @@ def slow_first_run(token, seconds):
     if first:
         time.sleep(seconds)
     return token
+
+
+@background(attempts=3)
+def exits():
+    """Call sys.exit() from job code, which must not kill the worker."""
+    sys.exit(3)

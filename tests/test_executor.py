@@ -5,13 +5,14 @@ import datetime as dt
 
 import pytest
 
-from django_bgjobs import InvalidPayload, Permanent, TaskNotRegistered
+from django_bgjobs import Permanent, TaskNotRegistered
 from django_bgjobs.broker import ClaimedJob
 from django_bgjobs.status import AttemptOutcome, JobStatus, can_transition
 from django_bgjobs.worker.executor import Executor, Outcome, interrupted, lost, settle
 from tests.jobs import (
     add,
     always_fails,
+    exits,
     fails_permanently,
     raises_key_error,
     retries_at_once,
@@ -81,11 +82,18 @@ def test_run_returns_the_error_with_its_traceback(run):
     assert "RuntimeError: bad" in outcome.traceback
 
 
-def test_run_turns_a_non_json_return_value_into_an_error(run):
+def test_run_turns_a_non_json_return_value_into_a_permanent_error(run):
     outcome = run(claimed(returns_set))
 
-    assert isinstance(outcome.error, InvalidPayload)
-    assert str(outcome.error).startswith("result is set")
+    assert isinstance(outcome.error, Permanent)
+    assert str(outcome.error).startswith("the job's return value: result is set")
+
+
+def test_run_turns_system_exit_from_the_job_into_an_error(run):
+    outcome = run(claimed(exits))
+
+    assert isinstance(outcome.error, SystemExit)
+    assert "SystemExit" in outcome.traceback
 
 
 def test_run_of_an_unregistered_task_returns_task_not_registered(run):
@@ -200,17 +208,21 @@ def test_unregistered_task_fails_at_once_naming_the_task(run):
     assert record.reason.startswith("Task 'shop.tasks.removed' is not registered")
 
 
-def test_non_json_return_value_is_a_failure_that_retries_then_fails(run):
+def test_non_json_return_value_fails_at_once_without_retrying(run):
     first = settle(claimed(returns_set), run(claimed(returns_set)))
-    last_job = claimed(returns_set, attempt=3)
-    last = settle(last_job, run(last_job))
 
-    assert first.status == JobStatus.SCHEDULED
-    assert first.error_class == "django_bgjobs.exceptions.InvalidPayload"
+    assert first.status == JobStatus.FAILED
+    assert first.error_class == "django_bgjobs.exceptions.Permanent"
     assert first.result is None
-    assert last.status == JobStatus.FAILED
-    assert last.reason.startswith("attempts exhausted (3): ")
-    assert "result is set" in last.reason
+    assert first.reason.startswith("permanent error: ")
+    assert "result is set" in first.reason
+
+
+def test_system_exit_from_a_job_is_not_retried(run):
+    record = settle(claimed(exits), run(claimed(exits)))
+
+    assert record.status == JobStatus.FAILED
+    assert record.reason.startswith("not retryable: SystemExit")
 
 
 # -- shutdown and lost workers --

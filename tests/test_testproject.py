@@ -1,6 +1,7 @@
 """The demo shop in testproject: its views answer at once and leave the work
 to jobs enqueued in their transaction; its jobs do that work, once."""
 
+import importlib
 import io
 import json
 import re
@@ -42,6 +43,22 @@ def post_json(client, url, data):
 def signup(client, username="ann", **extra):
     data = {"username": username, "email": f"{username}@example.com", **extra}
     return post_json(client, "/signup", data)
+
+
+@pytest.fixture(autouse=True)
+def catalogue(request):
+    """Seed the products that the shop's data migration makes.
+
+    A transactional test elsewhere flushes every table, migrated rows too.
+    """
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    request.getfixturevalue("_django_db_helper")
+    seed = importlib.import_module("testproject.shop.migrations.0002_products")
+    for sku, name, price, stock in seed.PRODUCTS:
+        Product.objects.get_or_create(
+            sku=sku, defaults={"name": name, "price": price, "stock": stock}
+        )
 
 
 def order(client, items, email="buyer@example.com"):

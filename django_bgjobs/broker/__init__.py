@@ -28,9 +28,13 @@ def get_broker(using: str | None = None) -> Broker:
         from .sqlite import SQLiteBroker
 
         return SQLiteBroker(alias)
+    if vendor == "mysql":
+        from .mysql import MySQLBroker
+
+        return MySQLBroker(alias)
     raise BgJobsImproperlyConfigured(
         f"django-bgjobs has no broker for the {vendor!r} database of alias "
-        f"{alias!r}; use PostgreSQL or SQLite."
+        f"{alias!r}; use PostgreSQL, SQLite, MySQL or MariaDB."
     )
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .. import registry
 from ..broker import ClaimedJob, Record
-from ..exceptions import Permanent, TaskNotRegistered
+from ..exceptions import InvalidPayload, Permanent, TaskNotRegistered
 from ..payload import check_result
 from ..status import AttemptOutcome, JobStatus
 
@@ -40,7 +40,7 @@ class Executor:
     """Calls a job's registered function with its stored arguments."""
 
     def run(self, job: ClaimedJob) -> Outcome:
-        """Run ``job`` and return its outcome; never raise for the job's errors."""
+        """Run ``job``; return its outcome (the job's errors never escape)."""
         try:
             spec = registry.get(job.task)
         except TaskNotRegistered as error:
@@ -48,11 +48,17 @@ class Executor:
         close_old_connections()
         try:
             value = spec.func(*job.args, **job.kwargs)
-            check_result(value)
-        except Exception as error:
+        # SystemExit from a job (sys.exit()) is the job's failure, not the
+        # worker's: letting it escape would strand the job as running.
+        except BaseException as error:
             return Outcome(error=error, traceback=traceback.format_exc())
         finally:
             close_old_connections()
+        try:
+            check_result(value)
+        except InvalidPayload as error:
+            # Running the job again returns the same value: do not retry it.
+            return Outcome(error=Permanent(f"the job's return value: {error}"))
         return Outcome(value=value)
 
 
@@ -62,7 +68,7 @@ def error_class(error: BaseException) -> str:
 
 
 def settle(job: ClaimedJob, outcome: Outcome) -> Record:
-    """Turn an outcome into the transition to record, by the task's retry policy."""
+    """Turn an outcome into the transition to record, by the retry policy."""
     now = outcome.finished_at
     if outcome.ok:
         return Record(

@@ -118,8 +118,8 @@ def test_burst_process_fails_a_job_whose_result_is_not_json():
     job = Job.objects.get(id=handle.id)
     assert job.status == JobStatus.FAILED
     (attempt,) = Attempt.objects.filter(job=job)
-    assert attempt.error_class == "django_bgjobs.exceptions.InvalidPayload"
-    assert attempt.error_message.startswith("result is set")
+    assert attempt.error_class == "django_bgjobs.exceptions.Permanent"
+    assert attempt.error_message.startswith("the job's return value: result is set")
 
 
 @pytest.mark.django_db(transaction=True)
