@@ -8,6 +8,7 @@ leases of this process's jobs in one statement per beat and runs maintenance.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -18,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -49,10 +49,17 @@ class Recorder:
     """Writes outcomes in batches; keeps a batch and retries it while the
     database is away, so a computed outcome is not dropped."""
 
-    def __init__(self, broker_alias: str | None, flush_interval: float) -> None:
-        self.inbox: queue.Queue[Record | None] = queue.Queue()
+    def __init__(
+        self,
+        broker_alias: str | None,
+        flush_interval: float,
+        on_flush: Callable[[], None] | None = None,
+    ) -> None:
+        # SimpleQueue: a put costs a job thread a fraction of Queue's.
+        self.inbox: queue.SimpleQueue[Record | None] = queue.SimpleQueue()
         self.flush_interval = flush_interval
         self.alias = broker_alias
+        self.on_flush = on_flush
         self.thread = threading.Thread(target=self._loop, name="bgjobs-recorder")
         self.thread.daemon = True
 
@@ -114,9 +121,13 @@ class Recorder:
                 connections[broker.using].close()
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        log = logger.isEnabledFor(logging.INFO)
         for record in applied:
-            _log_finish(record)
+            if log:
+                _log_finish(record)
             _send_outcome_signals(record)
+        if self.on_flush is not None:
+            self.on_flush()
 
 
 def _log_finish(record: Record) -> None:
@@ -156,6 +167,46 @@ def _send_outcome_signals(record: Record) -> None:
         signals.job_dead.send(job.task, reason=record.reason, **common)
 
 
+class JobThreads:
+    """``size`` threads that run the jobs handed to them.
+
+    Lighter per job than ``ThreadPoolExecutor``, which builds a ``Future``
+    (with its own lock and condition) for each call; nothing reads them here.
+    """
+
+    def __init__(self, size: int, target: Callable[[ClaimedJob], None]) -> None:
+        self.inbox: queue.SimpleQueue[ClaimedJob | None] = queue.SimpleQueue()
+        self.target = target
+        self.threads = [
+            threading.Thread(target=self._loop, name=f"bgjobs-job_{i}", daemon=True)
+            for i in range(size)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, job: ClaimedJob) -> None:
+        self.inbox.put(job)
+
+    def shutdown(self, wait: bool) -> None:
+        """Drop jobs no thread has started; stop the threads, joining them
+        if ``wait``."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.inbox.get_nowait()
+        for _ in self.threads:
+            self.inbox.put(None)
+        if wait:
+            for thread in self.threads:
+                thread.join()
+
+    def _loop(self) -> None:
+        while (job := self.inbox.get()) is not None:
+            try:
+                self.target(job)
+            except BaseException:
+                logger.exception("job thread failed id=%s task=%s", job.id, job.task)
+
+
 class WorkerProcess:
     """Claims and runs jobs until stopped (or, in burst mode, until idle)."""
 
@@ -169,10 +220,15 @@ class WorkerProcess:
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.running: dict[int, ClaimedJob] = {}
-        self.recorder = Recorder(self.broker.using, self.conf.FLUSH_INTERVAL)
+        # In burst mode a flush may be what the exit check waits for.
+        self.recorder = Recorder(
+            self.broker.using,
+            self.conf.FLUSH_INTERVAL,
+            on_flush=self.wake.set if options.burst else None,
+        )
         self.maintenance = Maintenance(self.worker_id, self.broker.using)
 
-    # -- main loop -------------------------------------------------------------
+    # -- main loop ------------------------------------------------------------
 
     def run(self) -> int:
         """Run until ``stop()``; return the process exit code."""
@@ -184,9 +240,7 @@ class WorkerProcess:
         )
         self.recorder.thread.start()
         self.maintenance.start()
-        pool = ThreadPoolExecutor(
-            self.options.concurrency, thread_name_prefix="bgjobs-job"
-        )
+        pool = JobThreads(self.options.concurrency, self._run_job)
         try:
             self._loop(pool)
         finally:
@@ -198,7 +252,7 @@ class WorkerProcess:
         self.stopping.set()
         self.wake.set()
 
-    def _loop(self, pool: ThreadPoolExecutor) -> None:
+    def _loop(self, pool: JobThreads) -> None:
         failures = 0
         while not self.stopping.is_set():
             free = self.options.concurrency - len(self.running)
@@ -212,7 +266,7 @@ class WorkerProcess:
                     self._database_down(error, failures)
                     continue
                 for job in claimed:
-                    pool.submit(self._run_job, job)
+                    pool.submit(job)
                 if len(claimed) == free:
                     continue
             if self.options.burst and not claimed and self._burst_done():
@@ -256,7 +310,7 @@ class WorkerProcess:
         wait = (next_run - timezone.now()).total_seconds()
         return wait > self.conf.BURST_HORIZON
 
-    # -- running one job -------------------------------------------------------
+    # -- running one job ------------------------------------------------------
 
     def _run_job(self, job: ClaimedJob) -> None:
         logger.info(
@@ -284,9 +338,9 @@ class WorkerProcess:
         self.recorder.put(record)
         self.wake.set()
 
-    # -- shutdown --------------------------------------------------------------
+    # -- shutdown -------------------------------------------------------------
 
-    def _shutdown(self, pool: ThreadPoolExecutor) -> None:
+    def _shutdown(self, pool: JobThreads) -> None:
         deadline = time.monotonic() + self.options.grace
         while self.running and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -304,7 +358,7 @@ class WorkerProcess:
             self.recorder.put(interrupted(job, now))
         self.maintenance.stop()
         self.recorder.stop()
-        pool.shutdown(wait=not left, cancel_futures=True)
+        pool.shutdown(wait=not left)
         connections.close_all()
         logger.info("worker stopped id=%s released=%d", self.worker_id, len(left))
 

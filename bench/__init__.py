@@ -1,0 +1,1 @@
+"""Benchmarks of django-bgjobs: ``python bench/run.py`` (see README.md)."""
