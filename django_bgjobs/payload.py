@@ -16,6 +16,9 @@ _SCALARS = (str, int, bool, type(None))
 
 
 def _check_value(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        _check_text(value, path)
+        return
     if isinstance(value, _SCALARS):
         return
     if isinstance(value, float):
@@ -39,6 +42,19 @@ def _check_value(value: Any, path: str) -> None:
         f"{path} is {_type_name(value)}, which is not JSON: pass ids, strings "
         "and numbers (for example a model's pk, or a datetime's isoformat())."
     )
+
+
+def _check_text(value: str, path: str) -> None:
+    # PostgreSQL's jsonb refuses both; SQLite would store them, so the rule
+    # is the same everywhere and a job moves between databases unchanged.
+    if "\x00" in value:
+        raise InvalidPayload(f"{path} contains a NUL character (\\x00).")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload(
+            f"{path} is not valid Unicode (it holds a lone surrogate)."
+        ) from None
 
 
 def _type_name(value: Any) -> str:

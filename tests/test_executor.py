@@ -278,3 +278,12 @@ def test_every_record_is_an_allowed_transition_from_running():
         JobStatus.FAILED,
     }
     assert all(can_transition(JobStatus.RUNNING, status) for status in statuses)
+
+
+def test_settle_escapes_nul_and_lone_surrogates_in_error_texts():
+    error = RuntimeError("nul \x00 and \ud800")
+    record = settle(claimed(add), Outcome(error=error, traceback="tb \x00"))
+
+    assert record.error_message == "nul \\x00 and \\ud800"
+    assert record.traceback == "tb \\x00"
+    record.error.encode("utf-8")

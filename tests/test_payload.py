@@ -88,3 +88,15 @@ def test_result_path_is_named_result():
 
     with pytest.raises(InvalidPayload, match=r"^result\['at'\] is datetime\.date, "):
         check_result({"at": dt.date(2024, 1, 1)})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("a\x00b", r"args\[0\]\['note'\] contains a NUL character"),
+        ("a\ud800b", r"args\[0\]\['note'\] is not valid Unicode \(it holds a lone"),
+    ],
+)
+def test_text_no_database_can_store_is_refused(value, message):
+    with pytest.raises(InvalidPayload, match=message):
+        check_arguments(({"note": value},), {}, 1000)

@@ -23,6 +23,8 @@ from ..status import CLAIMABLE, FINISHED, AttemptOutcome, JobStatus
 
 logger = logging.getLogger(__name__)
 
+# The same statuses, in the same order, as the condition of the partial index.
+CLAIMABLE_SQL = "(" + ", ".join(f"'{status}'" for status in CLAIMABLE) + ")"
 CLAIM_COLUMNS = (
     "id, task, queue, priority, args, kwargs, attempt, uncharged, max_attempts, "
     "timeout, result_ttl"
@@ -135,11 +137,13 @@ class Broker:
 
     def claim_sql(self, queues: Sequence[str] | None, limit: int) -> str:
         queue_filter = f"AND queue IN {_in(queues)}" if queues else ""
+        # Literals, not parameters: SQLite uses the partial index only when
+        # it can prove from the SQL text that the WHERE implies its condition.
         return (
             "UPDATE bgjobs_job SET status = %s, attempt = attempt + 1, "
             "started_at = %s, lease_expires_at = %s, worker = %s "
             "WHERE id IN (SELECT id FROM bgjobs_job "
-            f"WHERE status IN {_in(CLAIMABLE)} AND run_at <= %s {queue_filter} "
+            f"WHERE status IN {CLAIMABLE_SQL} AND run_at <= %s {queue_filter} "
             f"ORDER BY priority DESC, run_at, id LIMIT %s{self.skip_locked}) "
             f"RETURNING {CLAIM_COLUMNS}"
         )
@@ -160,7 +164,6 @@ class Broker:
             self.adapt(now),
             self.adapt(until),
             worker,
-            *CLAIMABLE,
             self.adapt(now),
             *(queues or ()),
             limit,

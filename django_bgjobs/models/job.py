@@ -36,7 +36,7 @@ class Job(models.Model):
     """One enqueued call of a registered task."""
 
     id = models.BigAutoField(primary_key=True)
-    task = models.CharField(max_length=255, db_index=True)
+    task = models.CharField(max_length=255)
     queue = models.CharField(max_length=100, default="default")
     priority = models.SmallIntegerField(default=0, help_text="-100..100, higher first")
     status = models.CharField(
@@ -47,8 +47,8 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="", help_text="Last error")
     # NULL, not "", means "no key": unique columns allow many NULLs.
-    key = models.CharField(max_length=255, null=True, blank=True, db_index=True)  # noqa: DJ001
-    active_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    active_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     run_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -91,11 +91,18 @@ class Job(models.Model):
                 condition=Q(expires_at__isnull=False),
             ),
             models.Index(fields=["queue", "status"], name="bgjobs_job_queue_status"),
+            # Plain indexes via Meta: a db_index/unique field would also get a
+            # second "_like" index on PostgreSQL, costing every UPDATE.
+            models.Index(fields=["task"], name="bgjobs_job_task"),
+            models.Index(fields=["key"], name="bgjobs_job_key"),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(priority__gte=-100, priority__lte=100),
                 name="bgjobs_job_priority_range",
+            ),
+            models.UniqueConstraint(
+                fields=["active_key"], name="bgjobs_job_active_key"
             ),
         ]
 
@@ -112,7 +119,10 @@ class Attempt(models.Model):
     """One run of a job: written when the run's outcome is recorded."""
 
     id = models.BigAutoField(primary_key=True)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    # No index of its own: the (job, number) unique constraint serves it.
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     number = models.PositiveIntegerField()
     worker = models.CharField(max_length=200, blank=True, default="")
     started_at = models.DateTimeField()

@@ -62,6 +62,13 @@ class Executor:
         return Outcome(value=value)
 
 
+def clean_text(text: str) -> str:
+    """Return ``text`` as the database can store it: NUL bytes and lone
+    surrogates (PostgreSQL refuses both) become backslash escapes."""
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_class(error: BaseException) -> str:
     kind = type(error)
     return f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
@@ -86,8 +93,8 @@ def settle(job: ClaimedJob, outcome: Outcome) -> Record:
         outcome=AttemptOutcome.FAILED,
         finished_at=now,
         error_class=error_class(error),
-        error_message=str(error),
-        traceback=outcome.traceback,
+        error_message=clean_text(str(error)),
+        traceback=clean_text(outcome.traceback),
     )
     if isinstance(error, TaskNotRegistered):
         record.reason = str(error)
@@ -147,7 +154,27 @@ def internal_error(job: ClaimedJob, error: Exception) -> Record:
         outcome=AttemptOutcome.FAILED,
         finished_at=timezone.now(),
         error_class=error_class(error),
-        error_message=str(error),
-        traceback=traceback.format_exc(),
-        reason=f"django-bgjobs internal error: {error_class(error)}: {error}",
+        error_message=clean_text(str(error)),
+        traceback=clean_text(traceback.format_exc()),
+        reason=clean_text(
+            f"django-bgjobs internal error: {error_class(error)}: {error}"
+        ),
+    )
+
+
+def refused(record: Record, error: Exception) -> Record:
+    """Return a dead-letter record for an outcome the database would not store.
+
+    Not an outage (that is retried) but a value the database refuses; the job
+    gives up rather than block the recording of every other job.
+    """
+    text = clean_text(f"{error_class(error)}: {error}")
+    return Record(
+        job=record.job,
+        status=JobStatus.FAILED,
+        outcome=AttemptOutcome.FAILED,
+        finished_at=record.finished_at,
+        error_class=error_class(error),
+        error_message=clean_text(str(error)),
+        reason=f"the database refused this job's {record.outcome} outcome: {text}",
     )

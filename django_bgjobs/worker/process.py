@@ -20,14 +20,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from .. import signals
 from ..broker import Broker, ClaimedJob, Record, get_broker
 from ..conf import get_settings
 from ..status import JobStatus
-from .executor import Executor, internal_error, interrupted, settle
+from .executor import Executor, internal_error, interrupted, refused, settle
 from .maintenance import Maintenance
 
 logger = logging.getLogger("django_bgjobs.worker")
@@ -105,12 +105,28 @@ class Recorder:
         connections.close_all()
 
     def _write(self, broker: Broker, batch: list[Record]) -> None:
+        applied = self._record(broker, batch)
+        log = logger.isEnabledFor(logging.INFO)
+        for record in applied:
+            if log:
+                _log_finish(record)
+            _send_outcome_signals(record)
+        if self.on_flush is not None:
+            self.on_flush()
+
+    def _record(self, broker: Broker, batch: list[Record]) -> list[Record]:
+        """Record ``batch``, waiting out outages; return the applied records.
+
+        An outage (the database is away) is retried until it ends, so no
+        outcome computed meanwhile is lost. Any other database error is a value
+        the database refuses: the batch is split so that one bad record cannot
+        block the others, and that record becomes a dead letter.
+        """
         delay = 0.1
         while True:
             try:
-                applied = broker.record(batch)
-                break
-            except DatabaseError as error:
+                return broker.record(batch)
+            except (OperationalError, InterfaceError) as error:
                 logger.error(
                     "database unavailable while recording %d outcomes, retrying "
                     "in %.1f s: %s",
@@ -121,13 +137,26 @@ class Recorder:
                 connections[broker.using].close()
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        log = logger.isEnabledFor(logging.INFO)
-        for record in applied:
-            if log:
-                _log_finish(record)
-            _send_outcome_signals(record)
-        if self.on_flush is not None:
-            self.on_flush()
+            except (DatabaseError, UnicodeError) as error:
+                if len(batch) > 1:
+                    return [a for r in batch for a in self._record(broker, [r])]
+                return self._record_refused(broker, batch[0], error)
+
+    def _record_refused(
+        self, broker: Broker, record: Record, error: Exception
+    ) -> list[Record]:
+        logger.error(
+            "database refused the outcome of job id=%s attempt=%s: %s",
+            record.job.id,
+            record.job.attempt,
+            error,
+        )
+        try:
+            return broker.record([refused(record, error)])
+        except Exception:
+            # The job stays running under its lease, and the reaper retries it.
+            logger.exception("could not record job id=%s at all", record.job.id)
+            return []
 
 
 def _log_finish(record: Record) -> None:

@@ -182,3 +182,27 @@ def test_recorder_writes_every_pending_outcome_before_it_stops():
         (JobStatus.SUCCEEDED, 2 * i) for i in range(5)
     ]
     assert Attempt.objects.filter(worker="host:2:rec").count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recorder_dead_letters_an_outcome_the_database_refuses_and_records_the_rest():
+    jobs.add.enqueue_many([((1, 1), {}), ((2, 2), {})])
+    broker = get_broker()
+    claimed = sorted(
+        broker.claim(None, 2, "w1", timezone.now(), 30), key=lambda job: job.id
+    )
+    records = [settle(job, Outcome(value=job.args[0] * 2)) for job in claimed]
+    # Bypasses clean_text: a lone surrogate cannot be encoded for any database.
+    records[1].error_class = "Odd"
+    records[1].error_message = "bad \ud800"
+
+    applied = Recorder(broker.using, 0.001)._record(broker, records)
+
+    good, bad = (Job.objects.get(id=job.id) for job in claimed)
+    assert [r.job.id for r in applied] == [good.id, bad.id]
+    assert (good.status, good.result) == (JobStatus.SUCCEEDED, 2)
+    assert bad.status == JobStatus.FAILED
+    letter = DeadLetter.objects.get(job=bad)
+    assert letter.reason.startswith(
+        "the database refused this job's succeeded outcome: UnicodeEncodeError"
+    )
