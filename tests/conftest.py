@@ -100,49 +100,6 @@ def worker_command(*flags):
 
 
 @pytest.fixture
-def run_worker(transactional_db):
-    """Run ``runworkers --burst`` with ``flags``; return the process."""
-
-    def run(*flags, timeout=120):
-        return subprocess.run(
-            worker_command("--burst", *flags),
-            env=worker_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=ROOT,
-        )
-
-    return run
-
-
-@pytest.fixture
-def start_worker(transactional_db):
-    """Start ``runworkers`` in the background; killed at teardown if alive."""
-    started = []
-
-    def start(*flags):
-        process = subprocess.Popen(
-            worker_command(*flags),
-            env=worker_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-        process.stdout.close()
-
-
-@pytest.fixture
 def run_worker_with(transactional_db):
     """Run ``runworkers --burst`` with ``flags`` and environment ``env``."""
 
@@ -190,3 +147,9 @@ def start_worker_with(transactional_db, tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def run_worker(run_worker_with):
+    """Run ``runworkers --burst`` with ``flags``; return the process."""
+    return run_worker_with

@@ -190,18 +190,27 @@ def _options(task: str) -> dict[str, Any]:
     }
 
 
-def _copy(job: Job, now: Any) -> Job:
+def _new_job(source: Job | DeadLetter, now: Any, **options: Any) -> Job:
+    """Return an unsaved ready job with the task and payload of ``source``."""
     return Job(
-        task=job.task,
-        queue=job.queue,
-        priority=job.priority,
+        task=source.task,
+        queue=source.queue,
+        priority=source.priority,
         status=JobStatus.READY,
-        args=job.args,
-        kwargs=job.kwargs,
-        key=job.key,
-        active_key=job.key,
+        args=source.args,
+        kwargs=source.kwargs,
+        key=source.key,
+        active_key=source.key,
         run_at=now,
         created_at=now,
+        **options,
+    )
+
+
+def _copy(job: Job, now: Any) -> Job:
+    return _new_job(
+        job,
+        now,
         max_attempts=job.max_attempts,
         timeout=job.timeout,
         result_ttl=job.result_ttl,
@@ -209,19 +218,7 @@ def _copy(job: Job, now: Any) -> Job:
 
 
 def _from_dead_letter(letter: DeadLetter, now: Any) -> Job:
-    return Job(
-        task=letter.task,
-        queue=letter.queue,
-        priority=letter.priority,
-        status=JobStatus.READY,
-        args=letter.args,
-        kwargs=letter.kwargs,
-        key=letter.key,
-        active_key=letter.key,
-        run_at=now,
-        created_at=now,
-        **_options(letter.task),
-    )
+    return _new_job(letter, now, **_options(letter.task))
 
 
 def _insert(jobs: list[Job], using: str) -> list[Job | None]:
