@@ -10,7 +10,6 @@ walks, and two paths to one row would deadlock.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -138,24 +137,6 @@ class MySQLBroker(Broker):
             "ELSE j.active_key END "
             "WHERE j.status = %s"
         )
-
-    def record_params(self, records: Sequence[Record]) -> list[Any]:
-        params: list[Any] = []
-        for r in records:
-            result = None if r.result is None else json.dumps(r.result)
-            finished = r.finished_at if r.status in FINISHED else None
-            params += [
-                r.job.id,
-                r.job.attempt,
-                r.status,
-                result,
-                r.error,
-                self.adapt(r.run_at),
-                self.adapt(finished),
-                self.adapt(r.expires_at),
-                r.uncharge,
-            ]
-        return [*params, *FINISHED, JobStatus.RUNNING]
 
     def record(self, records: Sequence[Record]) -> list[Record]:
         """Apply a batch of outcomes; return those whose fence held.
