@@ -80,6 +80,10 @@ def _check(key: str, value: Any) -> None:
         raise BgJobsImproperlyConfigured(
             f"BGJOBS[{key!r}] must be {names}, got {type(value).__name__} {value!r}."
         )
+    _check_value(key, value)
+
+
+def _check_value(key: str, value: Any) -> None:
     if key == "DEFAULT_PRIORITY" and not -100 <= value <= 100:
         raise BgJobsImproperlyConfigured(
             f"BGJOBS['DEFAULT_PRIORITY'] must be from -100 to 100, got {value!r}."

@@ -7,17 +7,17 @@ imported from a string read out of the database.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import BgJobsImproperlyConfigured, TaskNotRegistered
 
 if TYPE_CHECKING:
     from .decorators import JobSpec
 
-_specs: dict[str, JobSpec] = {}
+_specs: dict[str, JobSpec[Any, Any]] = {}
 
 
-def register(spec: JobSpec) -> None:
+def register(spec: JobSpec[Any, Any]) -> None:
     """Add ``spec`` under its name.
 
     Raise ``ImproperlyConfigured`` if another function already holds the name.
@@ -31,11 +31,11 @@ def register(spec: JobSpec) -> None:
     _specs[spec.name] = spec
 
 
-def _origin(spec: JobSpec) -> str:
+def _origin(spec: JobSpec[Any, Any]) -> str:
     return f"{spec.func.__module__}.{spec.func.__qualname__}"
 
 
-def get(name: str) -> JobSpec:
+def get(name: str) -> JobSpec[Any, Any]:
     """Return the spec registered as ``name``; raise ``TaskNotRegistered``."""
     try:
         return _specs[name]

@@ -21,7 +21,7 @@ from ..status import AttemptOutcome, JobStatus
 
 EMPTY = "-"
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     JobStatus.SCHEDULED: "#5c6f82",
     JobStatus.READY: "#1f6feb",
     JobStatus.WAITING_CHILDREN: "#7048b6",
@@ -30,7 +30,7 @@ STATUS_COLOURS = {
     JobStatus.FAILED: "#c62828",
     JobStatus.CANCELLED: "#6e7781",
 }
-OUTCOME_COLOURS = {
+OUTCOME_COLOURS: dict[str, str] = {
     AttemptOutcome.SUCCEEDED: "#1a7f37",
     AttemptOutcome.FAILED: "#c62828",
     AttemptOutcome.TIMED_OUT: "#b35900",
@@ -53,7 +53,7 @@ TABLE_STYLE = "width:100%;border:1px solid var(--hairline-color,#e8e8e8)"
 
 
 #: Shorter labels than the choices' where the badge would crowd a table.
-SHORT_OUTCOME_LABELS = {AttemptOutcome.INTERRUPTED: "Interrupted"}
+SHORT_OUTCOME_LABELS: dict[str, str] = {AttemptOutcome.INTERRUPTED: "Interrupted"}
 
 
 def badge(label: str, colour: str, title: str = "") -> SafeString:

@@ -80,7 +80,7 @@ class DeadLetterStateFilter(admin.SimpleListFilter):
     def value(self) -> str:
         return super().value() or self.default
 
-    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+    def choices(self, changelist: Any) -> Iterator[Any]:
         # No "All" entry of the default kind: the unset value means pending.
         for lookup, title in self.lookup_choices:
             yield {

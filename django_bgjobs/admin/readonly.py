@@ -29,6 +29,7 @@ from django.http import (
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 
 from ..services.operations import ActionResult
 
@@ -100,7 +101,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        context = {"title": self.opts.verbose_name_plural.capitalize()}
+        context = {"title": capfirst(self.opts.verbose_name_plural)}
         return super().changelist_view(request, {**context, **(extra_context or {})})
 
     def render_change_form(

@@ -34,7 +34,7 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from django_bgjobs.decorators import QUEUE_NAME
+        from django_bgjobs.conf import QUEUE_NAME
         from django_bgjobs.worker.supervisor import SupervisorOptions, run
 
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()]
