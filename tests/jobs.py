@@ -1,5 +1,7 @@
 """Module-level job handlers the tests enqueue (autodiscovered)."""
 
+import os
+import signal
 import sys
 import time
 
@@ -92,3 +94,34 @@ def slow_first_run(token, seconds):
 def exits():
     """Call sys.exit() from job code, which must not kill the worker."""
     sys.exit(3)
+
+
+@background(timeout=1, attempts=2, backoff="fixed", backoff_delay=0.01)
+def hangs_first_run(token, seconds=30):
+    """Sleep past the 1 s timeout on the first run only (an Execution row
+    marks it); the retry returns at once."""
+    _, first = Execution.objects.get_or_create(token=token)
+    if first:
+        time.sleep(seconds)
+    return token
+
+
+HOARD = []
+
+
+@background
+def hoards_memory(megabytes):
+    """Keep ``megabytes`` MiB of touched memory alive in this process."""
+    HOARD.append(bytearray(b"\x01") * (megabytes * 2**20))
+    return megabytes
+
+
+@background(timeout=1, attempts=2, backoff="fixed", backoff_delay=0.01)
+def freezes_first_run(token):
+    """On the first run, stop the whole worker process (SIGSTOP) after 0.5 s,
+    as a job stuck in C code holding the GIL would; the retry returns."""
+    _, first = Execution.objects.get_or_create(token=token)
+    if first:
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return token

@@ -91,3 +91,36 @@ def test_supervisor_exit_code_becomes_the_command_exit_code(monkeypatch):
     monkeypatch.setattr(supervisor, "run", lambda options: 3)
     with pytest.raises(SystemExit, match=r"^3$"):
         call_command("runworkers", "--burst")
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_max_jobs_per_process_below_one_is_refused(started, value):
+    with pytest.raises(CommandError, match="--max-jobs-per-process must be at least 1"):
+        call_command("runworkers", "--max-jobs-per-process", value)
+    assert started == []
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_max_memory_per_process_must_be_positive(started, value):
+    with pytest.raises(
+        CommandError, match="--max-memory-per-process must be a number of MB > 0"
+    ):
+        call_command("runworkers", "--max-memory-per-process", value)
+    assert started == []
+
+
+def test_non_numeric_max_memory_is_refused(started):
+    with pytest.raises(
+        CommandError,
+        match="argument --max-memory-per-process: invalid float value: '1GB'",
+    ):
+        call_command("runworkers", "--max-memory-per-process", "1GB")
+    assert started == []
+
+
+def test_recycling_flags_reach_the_supervisor(started):
+    call_command(
+        "runworkers", "--max-jobs-per-process=500", "--max-memory-per-process=256.5"
+    )
+    (options,) = started
+    assert (options.max_jobs, options.max_memory_mb) == (500, 256.5)

@@ -2,11 +2,13 @@
 
 from django.contrib import admin
 
-from ..models import Attempt, DeadLetter, Job
+from ..models import Attempt, DeadLetter, Job, Worker
 from .attempts import AttemptAdmin
 from .dead_letters import DeadLetterAdmin
 from .jobs import JobAdmin
+from .workers import WorkerAdmin
 
 admin.site.register(Job, JobAdmin)
 admin.site.register(DeadLetter, DeadLetterAdmin)
 admin.site.register(Attempt, AttemptAdmin)
+admin.site.register(Worker, WorkerAdmin)

@@ -16,9 +16,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Q
 
-from ..models import Attempt, DeadLetter, Job
+from ..models import Attempt, DeadLetter, Job, Lease, Worker
 from ..status import CLAIMABLE, FINISHED, AttemptOutcome, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -424,4 +425,97 @@ class Broker:
             .filter(status=JobStatus.RUNNING)
             .in_queues(list(queues or ()))
             .exists()
+        )
+
+    # -- workers and leases -----------------------------------------------
+
+    def register_worker(
+        self,
+        worker: str,
+        host: str,
+        pid: int,
+        queues: Sequence[str] | None,
+        concurrency: int,
+        now: dt.datetime,
+    ) -> None:
+        """Write the registry row of ``worker``, running from ``now``."""
+        Worker.objects.using(self.using).update_or_create(
+            id=worker,
+            defaults={
+                "host": host,
+                "pid": pid,
+                "queues": list(queues or ()),
+                "concurrency": concurrency,
+                "started_at": now,
+                "last_heartbeat_at": now,
+                "stopped_at": None,
+                "lost_at": None,
+            },
+        )
+
+    def touch_worker(self, worker: str, now: dt.datetime) -> int:
+        """Record a heartbeat of a running ``worker``; one UPDATE.
+
+        Return 0 when it has no running row (never registered, or stopped).
+        A worker found lost that beats again is running again.
+        """
+        return (
+            Worker.objects.using(self.using)
+            .filter(id=worker, stopped_at__isnull=True)
+            .update(last_heartbeat_at=now, lost_at=None)
+        )
+
+    def deregister_worker(self, worker: str, now: dt.datetime) -> int:
+        """Mark ``worker`` stopped; one UPDATE."""
+        return (
+            Worker.objects.using(self.using)
+            .filter(id=worker, stopped_at__isnull=True)
+            .update(stopped_at=now, last_heartbeat_at=now)
+        )
+
+    def mark_lost_workers(self, now: dt.datetime, lease: float) -> int:
+        """Mark running workers silent for longer than ``lease`` as lost."""
+        silent_since = now - dt.timedelta(seconds=lease)
+        return (
+            Worker.objects.using(self.using)
+            .filter(
+                stopped_at__isnull=True,
+                lost_at__isnull=True,
+                last_heartbeat_at__lt=silent_since,
+            )
+            .update(lost_at=now)
+        )
+
+    def acquire_lease(
+        self, name: str, holder: str, now: dt.datetime, seconds: float
+    ) -> bool:
+        """Take or renew lease ``name`` for ``seconds``; return True if held.
+
+        One conditional UPDATE takes a lease that ``holder`` holds or that
+        expired; a missing row is inserted, and of two holders inserting at
+        once the unique primary key lets one win.
+        """
+        until = now + dt.timedelta(seconds=seconds)
+        leases = Lease.objects.using(self.using)
+        taken = (
+            leases.filter(name=name)
+            .filter(Q(holder=holder) | Q(expires_at__lt=now))
+            .update(holder=holder, expires_at=until)
+        )
+        if taken:
+            return True
+        try:
+            _, created = leases.get_or_create(
+                name=name, defaults={"holder": holder, "expires_at": until}
+            )
+        except IntegrityError:
+            return False
+        return created
+
+    def release_lease(self, name: str, holder: str, now: dt.datetime) -> int:
+        """Let lease ``name`` go now if ``holder`` holds it."""
+        return (
+            Lease.objects.using(self.using)
+            .filter(name=name, holder=holder)
+            .update(expires_at=now - dt.timedelta(microseconds=1))
         )

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from ..models import Attempt, DeadLetter, Job
+from ..conf import get_settings
+from ..models import Attempt, DeadLetter, Job, Worker, WorkerStatus
+from ..status import JobStatus
 
 
 def counts_by_queue() -> dict[str, dict[str, int]]:
@@ -71,3 +87,33 @@ def dead_letters_of(job_id: int) -> list[DeadLetter]:
         "id", "job_id", "created_at", "requeued_at", "requeued_job_id"
     )
     return list(rows.order_by("-id"))
+
+
+def workers(now: dt.datetime | None = None) -> QuerySet[Worker]:
+    """Return worker rows with ``status`` and ``running_jobs`` annotated.
+
+    A worker with no clean stop whose heartbeat is older than the lease is
+    lost. One query however many rows: the job count is a subquery.
+    """
+    now = now or timezone.now()
+    silent_since = now - dt.timedelta(seconds=get_settings().LEASE_SECONDS)
+    running = (
+        Job.objects.filter(worker=OuterRef("id"), status=JobStatus.RUNNING)
+        .order_by()
+        .values("worker")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    status = Case(
+        When(stopped_at__isnull=False, then=Value(WorkerStatus.STOPPED.value)),
+        When(
+            Q(lost_at__isnull=False) | Q(last_heartbeat_at__lt=silent_since),
+            then=Value(WorkerStatus.LOST.value),
+        ),
+        default=Value(WorkerStatus.RUNNING.value),
+        output_field=CharField(),
+    )
+    return Worker.objects.annotate(
+        status=status,
+        running_jobs=Coalesce(Subquery(running, output_field=IntegerField()), Value(0)),
+    )

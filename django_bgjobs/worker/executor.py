@@ -115,6 +115,43 @@ def settle(job: ClaimedJob, outcome: Outcome) -> Record:
     return record
 
 
+class JobTimeout(Exception):
+    """The error recorded for a run that went past its job's ``timeout``."""
+
+
+def timed_out(job: ClaimedJob, now: dt.datetime) -> Record:
+    """Return the record for a run killed at its timeout.
+
+    The attempt is charged. The job is retried, after the task's backoff,
+    while attempts remain: ``retry_on`` and ``dont_retry_on`` classify the
+    errors a job raises, and a timeout is not one of them.
+    """
+    error = JobTimeout(f"the job ran past its timeout of {job.timeout:g} s")
+    record = Record(
+        job=job,
+        status=JobStatus.FAILED,
+        outcome=AttemptOutcome.TIMED_OUT,
+        finished_at=now,
+        error_class="JobTimeout",
+        error_message=str(error),
+    )
+    try:
+        policy = registry.get(job.task).retry_policy()
+    except TaskNotRegistered:
+        policy = None
+    if policy is not None:
+        policy = dataclasses.replace(policy, retry_on=(JobTimeout,), dont_retry_on=())
+        run_at = policy.next_run_at(
+            charged=job.charged, error=error, now=now, max_attempts=job.max_attempts
+        )
+        if run_at is not None:
+            record.status = JobStatus.SCHEDULED if run_at > now else JobStatus.READY
+            record.run_at = run_at
+            return record
+    record.reason = f"timed out; attempts exhausted ({job.charged}): {record.error}"
+    return record
+
+
 def interrupted(job: ClaimedJob, now: dt.datetime) -> Record:
     """Return the record that hands a job back to ready without charging it."""
     return Record(

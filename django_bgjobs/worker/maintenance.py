@@ -1,16 +1,22 @@
-"""Heartbeat and housekeeping of one worker process, on a thread of its own.
+"""Heartbeat, registry row and housekeeping of one worker process, on a
+thread of its own.
 
-Each beat renews the leases of the process's running jobs in one statement.
-Every few beats it returns jobs whose lease expired (their worker died) to
-ready, or to dead letters when their attempts are spent, and prunes finished
-jobs past their retention. Both are conditional statements, safe to run from
-several processes at once.
+Each beat renews the leases of the process's running jobs in one statement
+and touches its registry row in another, then tries to take the maintenance
+lease. Only its holder returns jobs whose lease expired (their worker died)
+to ready, or to dead letters when their attempts are spent, marks silent
+workers lost, and (every third beat) prunes finished jobs, so at most one
+process across all machines does this at a time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+import socket
 import threading
+from collections.abc import Sequence
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -21,11 +27,22 @@ from .executor import lost
 
 logger = logging.getLogger("django_bgjobs.worker")
 
+#: The name of the lease whose holder runs reap and prune.
+MAINTENANCE_LEASE = "maintenance"
+
 
 class Maintenance:
-    def __init__(self, worker_id: str, using: str) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        using: str,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 1,
+    ) -> None:
         self.worker_id = worker_id
         self.using = using
+        self.queues = queues
+        self.concurrency = concurrency
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="bgjobs-heartbeat")
         self.thread.daemon = True
@@ -37,6 +54,38 @@ class Maintenance:
         self.done.set()
         self.thread.join(timeout=10)
 
+    def register(self) -> None:
+        """Write this process's registry row; a failure is retried by the
+        heartbeat, so a database that is away does not stop the start."""
+        try:
+            self._register(get_broker(self.using))
+        except DatabaseError as error:
+            logger.error("could not register worker id=%s: %s", self.worker_id, error)
+
+    def deregister(self) -> None:
+        """Mark this process stopped and let the maintenance lease go.
+
+        Call it after the process's outcomes are recorded, so a stopped
+        worker never leaves a running job behind.
+        """
+        broker = get_broker(self.using)
+        now = timezone.now()
+        try:
+            broker.release_lease(MAINTENANCE_LEASE, self.worker_id, now)
+            broker.deregister_worker(self.worker_id, now)
+        except DatabaseError as error:
+            logger.error("could not deregister worker id=%s: %s", self.worker_id, error)
+
+    def _register(self, broker: Broker) -> None:
+        broker.register_worker(
+            self.worker_id,
+            socket.gethostname(),
+            os.getpid(),
+            self.queues,
+            self.concurrency,
+            timezone.now(),
+        )
+
     def _loop(self) -> None:
         conf = get_settings()
         broker = get_broker(self.using)
@@ -44,15 +93,31 @@ class Maintenance:
         while not self.done.wait(conf.HEARTBEAT_SECONDS if beat else 0.5):
             beat += 1
             try:
-                now = timezone.now()
-                broker.heartbeat(self.worker_id, now, conf.LEASE_SECONDS)
-                if beat % 3 == 1:
-                    self.reap(broker)
-                    broker.prune(now, conf.PRUNE_BATCH)
+                self._beat(broker, beat)
             except DatabaseError as error:
                 logger.error("heartbeat failed, retrying next beat: %s", error)
                 connections[self.using].close()
         connections.close_all()
+
+    def _beat(self, broker: Broker, beat: int) -> None:
+        conf = get_settings()
+        now = timezone.now()
+        broker.heartbeat(self.worker_id, now, conf.LEASE_SECONDS)
+        if not broker.touch_worker(self.worker_id, now) and not self.done.is_set():
+            self._register(broker)
+        # Every beat, so a dead worker's jobs (and a dead holder's lease)
+        # come back within one lease plus one heartbeat.
+        if self.holds_lease(broker, now):
+            self.reap(broker)
+            broker.mark_lost_workers(now, conf.LEASE_SECONDS)
+            if beat % 3 == 1:
+                broker.prune(now, conf.PRUNE_BATCH)
+
+    def holds_lease(self, broker: Broker, now: dt.datetime) -> bool:
+        """Take or renew the maintenance lease; return True if held."""
+        return broker.acquire_lease(
+            MAINTENANCE_LEASE, self.worker_id, now, get_settings().LEASE_SECONDS
+        )
 
     def reap(self, broker: Broker) -> int:
         """Return jobs of dead workers to ready or dead letters; count them."""

@@ -29,6 +29,7 @@ from ..conf import get_settings
 from ..status import JobStatus
 from .executor import Executor, internal_error, interrupted, refused, settle
 from .maintenance import Maintenance
+from .watchdog import EXIT_TIMED_OUT, Watchdog
 
 logger = logging.getLogger("django_bgjobs.worker")
 
@@ -43,6 +44,10 @@ class ProcessOptions:
     concurrency: int = 8
     burst: bool = False
     grace: float = 30.0
+    max_jobs: int | None = None
+    max_memory_mb: float | None = None
+    #: Pipe end the watchdog reports its nearest deadline to the supervisor on.
+    report_fd: int | None = None
 
 
 class Recorder:
@@ -255,7 +260,13 @@ class WorkerProcess:
             self.conf.FLUSH_INTERVAL,
             on_flush=self.wake.set if options.burst else None,
         )
-        self.maintenance = Maintenance(self.worker_id, self.broker.using)
+        self.maintenance = Maintenance(
+            self.worker_id, self.broker.using, options.queues, options.concurrency
+        )
+        self.exit_code = 0
+        self.watchdog = Watchdog(
+            self, options.max_jobs, options.max_memory_mb, options.report_fd
+        )
 
     # -- main loop ------------------------------------------------------------
 
@@ -267,14 +278,16 @@ class WorkerProcess:
             ",".join(self.options.queues or ["*"]),
             self.options.concurrency,
         )
+        self.maintenance.register()
         self.recorder.thread.start()
         self.maintenance.start()
+        self.watchdog.start()
         pool = JobThreads(self.options.concurrency, self._run_job)
         try:
             self._loop(pool)
         finally:
             self._shutdown(pool)
-        return 0
+        return self.exit_code
 
     def stop(self) -> None:
         """Ask the loop to stop claiming and shut down."""
@@ -304,6 +317,9 @@ class WorkerProcess:
             self.wake.clear()
 
     def _claim(self, limit: int) -> list[ClaimedJob]:
+        limit = self.watchdog.claim_limit(limit)
+        if limit <= 0:
+            return []
         jobs = self.broker.claim(
             self.options.queues,
             limit,
@@ -314,6 +330,7 @@ class WorkerProcess:
         with self.lock:
             for job in jobs:
                 self.running[job.id] = job
+        self.watchdog.claimed(len(jobs))
         return jobs
 
     def _idle_wait(self, claimed: list[ClaimedJob]) -> float:
@@ -370,7 +387,10 @@ class WorkerProcess:
     # -- shutdown -------------------------------------------------------------
 
     def _shutdown(self, pool: JobThreads) -> None:
-        deadline = time.monotonic() + self.options.grace
+        # After a timeout the process goes now: its jobs were already handed
+        # back, and a thread stuck in an overdue job cannot be joined.
+        timed_out = self.exit_code == EXIT_TIMED_OUT
+        deadline = time.monotonic() + (0.0 if timed_out else self.options.grace)
         while self.running and time.monotonic() < deadline:
             time.sleep(0.02)
         with self.lock:
@@ -387,7 +407,9 @@ class WorkerProcess:
             self.recorder.put(interrupted(job, now))
         self.maintenance.stop()
         self.recorder.stop()
-        pool.shutdown(wait=not left)
+        # After the outcomes are written: a stopped worker leaves no job.
+        self.maintenance.deregister()
+        pool.shutdown(wait=not left and not timed_out)
         connections.close_all()
         logger.info("worker stopped id=%s released=%d", self.worker_id, len(left))
 

@@ -1,6 +1,13 @@
 """The supervisor: forks worker processes, restarts the ones that crash, and
 turns SIGTERM/SIGINT into a graceful stop of every child.
 
+A child that exits with ``EXIT_TIMED_OUT`` (a job ran past its timeout) or
+``EXIT_RECYCLE`` (its job or memory limit) is replaced at once, without the
+crash backoff. Each child reports the nearest deadline of its jobs on a pipe;
+one still alive ``kill_margin`` (10) seconds past it (its watchdog cannot
+run, as when a job is stuck in C code holding the GIL) is killed with
+SIGKILL.
+
 The supervisor itself never touches the database and holds no threads, so a
 fork is safe and cheap; each child opens its own connections.
 """
@@ -20,6 +27,7 @@ from types import FrameType
 from django.db import connections
 
 from .process import ProcessOptions, WorkerProcess
+from .watchdog import EXIT_RECYCLE, EXIT_TIMED_OUT
 
 logger = logging.getLogger("django_bgjobs.worker")
 
@@ -31,16 +39,30 @@ class SupervisorOptions:
     queues: Sequence[str] | None = None
     burst: bool = False
     grace: float = 30.0
+    max_jobs: int | None = None
+    max_memory_mb: float | None = None
+
+
+@dataclasses.dataclass
+class Child:
+    """A worker process as the supervisor sees it."""
+
+    slot: int
+    reports: int  # read end of the child's deadline pipe
+    deadline: float | None = None  # time.monotonic() of its nearest deadline
+    killed: bool = False
 
 
 class Supervisor:
     """Keeps ``processes`` children running until told to stop."""
 
     restart_delay_max = 5.0
+    #: Seconds past a job's deadline before its unresponsive process is killed.
+    kill_margin = 10.0
 
     def __init__(self, options: SupervisorOptions) -> None:
         self.options = options
-        self.children: dict[int, int] = {}  # pid -> slot
+        self.children: dict[int, Child] = {}
         self.stopping = False
         self.stop_sent_at: float | None = None
         self.crashes = 0
@@ -61,6 +83,7 @@ class Supervisor:
             self._spawn(slot)
         while self.children:
             self._reap_children()
+            self._kill_overdue()
             if self.stopping:
                 self._stop_children()
             time.sleep(0.05)
@@ -77,20 +100,27 @@ class Supervisor:
         # child before it installed its own handler would be lost.
         stop_signals = {signal.SIGTERM, signal.SIGINT}
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        reports, report_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child
             code = 1
             try:
-                code = self._child(stop_signals)
+                for child in self.children.values():
+                    os.close(child.reports)
+                os.close(reports)
+                os.set_blocking(report_fd, False)
+                code = self._child(stop_signals, report_fd)
             except BaseException:
                 logger.exception("worker process crashed")
             finally:
                 logging.shutdown()
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
-        self.children[pid] = slot
+        os.close(report_fd)
+        os.set_blocking(reports, False)
+        self.children[pid] = Child(slot, reports)
 
-    def _child(self, stop_signals: set[signal.Signals]) -> int:
+    def _child(self, stop_signals: set[signal.Signals], report_fd: int) -> int:
         parent = os.getppid()
         process = WorkerProcess(
             ProcessOptions(
@@ -98,6 +128,9 @@ class Supervisor:
                 concurrency=self.options.concurrency,
                 burst=self.options.burst,
                 grace=self.options.grace,
+                max_jobs=self.options.max_jobs,
+                max_memory_mb=self.options.max_memory_mb,
+                report_fd=report_fd,
             )
         )
 
@@ -124,11 +157,34 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            slot = self.children.pop(pid)
+            child = self.children.pop(pid)
+            os.close(child.reports)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping or (self.options.burst and code == 0):
                 continue
-            self._restart(pid, slot, code)
+            if code in (EXIT_RECYCLE, EXIT_TIMED_OUT) or child.killed:
+                why = "recycled" if code == EXIT_RECYCLE else "a job timed out"
+                logger.info("worker process %s exited (%s); starting another", pid, why)
+                self._spawn(child.slot)
+                continue
+            self._restart(pid, child.slot, code)
+
+    def _kill_overdue(self) -> None:
+        now = time.monotonic()
+        for pid, child in self.children.items():
+            _read_reports(child)
+            if child.killed or child.deadline is None:
+                continue
+            if now > child.deadline + self.kill_margin:
+                logger.error(
+                    "worker process %s is %.1f s past a job's timeout and does "
+                    "not respond; killing it",
+                    pid,
+                    now - child.deadline,
+                )
+                child.killed = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _restart(self, pid: int, slot: int, code: int) -> None:
         # Restarts slow down while children keep crashing, and the count
@@ -156,6 +212,18 @@ class Supervisor:
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
+
+
+def _read_reports(child: Child) -> None:
+    """Take the latest deadline the child wrote on its pipe, if any."""
+    data = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(child.reports, 4096):
+            data += chunk
+    lines = data.split(b"\n")[:-1]
+    if lines:
+        last = lines[-1]
+        child.deadline = None if last == b"-" else float(last)
 
 
 def _watch_parent(parent: int, process: WorkerProcess) -> None:

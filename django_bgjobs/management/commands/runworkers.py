@@ -32,6 +32,14 @@ class Command(BaseCommand):
             "--grace", type=float, default=30.0,
             help="Seconds running jobs get to finish on SIGTERM (default: 30).",
         )  # fmt: skip
+        parser.add_argument(
+            "--max-jobs-per-process", type=int, default=None, metavar="N",
+            help="Recycle a worker process after it has run N jobs.",
+        )  # fmt: skip
+        parser.add_argument(
+            "--max-memory-per-process", type=float, default=None, metavar="MB",
+            help="Recycle a worker process whose resident memory exceeds MB MiB.",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django_bgjobs.conf import QUEUE_NAME
@@ -45,6 +53,12 @@ class Command(BaseCommand):
             raise CommandError("--processes and --concurrency must be at least 1.")
         if options["grace"] < 0:
             raise CommandError("--grace must be >= 0.")
+        max_jobs = options["max_jobs_per_process"]
+        if max_jobs is not None and max_jobs < 1:
+            raise CommandError("--max-jobs-per-process must be at least 1.")
+        max_memory = options["max_memory_per_process"]
+        if max_memory is not None and not max_memory > 0:
+            raise CommandError("--max-memory-per-process must be a number of MB > 0.")
         code = run(
             SupervisorOptions(
                 processes=options["processes"],
@@ -52,6 +66,8 @@ class Command(BaseCommand):
                 queues=queues or None,
                 burst=options["burst"],
                 grace=options["grace"],
+                max_jobs=max_jobs,
+                max_memory_mb=max_memory,
             )
         )
         if code:
