@@ -43,6 +43,7 @@ class JobOptions:
     key: str | KeyFunction | None = None
     delay: float | dt.timedelta | None = None
     run_at: dt.datetime | None = None
+    atomic: bool | None = None
 
     def validate(self) -> None:
         """Raise ``InvalidJob`` naming the first option out of range."""
@@ -66,6 +67,8 @@ class JobOptions:
                 make_backoff(self.backoff, 1.0, 1.0)
             except ValueError as error:
                 raise InvalidJob(str(error)) from None
+        if self.atomic is not None and not isinstance(self.atomic, bool):
+            raise InvalidJob(f"atomic must be True or False, got {self.atomic!r}.")
         if isinstance(self.key, str) and not 0 < len(self.key) <= 255:
             raise InvalidJob(f"key must be 1-255 characters, got {len(self.key)}.")
 
@@ -217,6 +220,7 @@ def background(
     timeout: float | None = ...,
     result_ttl: float | None = ...,
     key: str | KeyFunction | None = ...,
+    atomic: bool | None = ...,
 ) -> Callable[[Callable[P, R]], JobSpec[P, R]]: ...
 
 
@@ -234,7 +238,10 @@ def background(
     ``backoff_delay``, ``backoff_max``, ``jitter``, ``retry_on``,
     ``dont_retry_on``, ``timeout`` (seconds), ``result_ttl`` (seconds to keep
     the finished row), ``key`` (an idempotency key, or a callable that builds
-    one from the arguments). Raise ``ImproperlyConfigured`` if the name is
+    one from the arguments), ``atomic`` (run the job in a database
+    transaction that also records its success, so that its database writes
+    commit if and only if the job is recorded as succeeded). Raise
+    ``ImproperlyConfigured`` if the name is
     taken by another function, ``InvalidJob`` if an option is out of range.
     """
 

@@ -3,6 +3,7 @@
 import os
 import signal
 import sys
+import threading
 import time
 
 from django_bgjobs import Permanent, background
@@ -124,4 +125,27 @@ def freezes_first_run(token):
     if first:
         time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGSTOP)
+    return token
+
+
+@background(atomic=True, attempts=1)
+def atomic_insert(token, fail=False, lose_fence=False):
+    """Write a row in the job's transaction; maybe fail, or lose the fence."""
+    Execution.objects.create(token=token)
+    if lose_fence:
+        # Another worker reclaims the job meanwhile (its attempt moves on).
+        def reclaim():
+            from django.db import connection
+            from django.db.models import F
+
+            from django_bgjobs.models import Job
+
+            Job.objects.filter(args__0=token).update(attempt=F("attempt") + 1)
+            connection.close()
+
+        thread = threading.Thread(target=reclaim)
+        thread.start()
+        thread.join()
+    if fail:
+        raise RuntimeError("after the write")
     return token

@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import traceback
+from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from .. import registry
-from ..broker import ClaimedJob, Record
+from ..broker import Broker, ClaimedJob, Record
 from ..exceptions import InvalidPayload, Permanent, TaskNotRegistered
 from ..payload import check_result
 from ..status import AttemptOutcome, JobStatus
@@ -30,6 +31,10 @@ class Outcome:
     error: BaseException | None = None
     traceback: str = ""
     finished_at: dt.datetime = dataclasses.field(default_factory=timezone.now)
+    #: Set when the run's transaction already recorded its success
+    #: (``atomic=True``): the applied record, or None if the fence refused it.
+    committed: bool = False
+    record: Record | None = None
 
     @property
     def ok(self) -> bool:
@@ -39,12 +44,18 @@ class Outcome:
 class Executor:
     """Calls a job's registered function with its stored arguments."""
 
-    def run(self, job: ClaimedJob) -> Outcome:
-        """Run ``job``; return its outcome (the job's errors never escape)."""
+    def run(self, job: ClaimedJob, broker: Broker | None = None) -> Outcome:
+        """Run ``job``; return its outcome (the job's errors never escape).
+
+        With ``broker`` and an ``atomic=True`` task, record the success in
+        the job's own transaction.
+        """
         try:
             spec = registry.get(job.task)
         except TaskNotRegistered as error:
             return Outcome(error=error)
+        if spec.options.atomic and broker is not None:
+            return self._run_atomic(spec.func, job, broker)
         close_old_connections()
         try:
             value = spec.func(*job.args, **job.kwargs)
@@ -60,6 +71,42 @@ class Executor:
             # Running the job again returns the same value: do not retry it.
             return Outcome(error=Permanent(f"the job's return value: {error}"))
         return Outcome(value=value)
+
+    def _run_atomic(
+        self, func: Callable[..., Any], job: ClaimedJob, broker: Broker
+    ) -> Outcome:
+        close_old_connections()
+        try:
+            record = _run_atomic_body(func, job, broker)
+        except _Fenced:
+            return Outcome(committed=True)
+        except BaseException as error:
+            return Outcome(error=error, traceback=traceback.format_exc())
+        finally:
+            close_old_connections()
+        return Outcome(
+            value=record.result if record else None, committed=True, record=record
+        )
+
+
+class _Fenced(Exception):
+    """The success of an atomic job was refused: roll its writes back."""
+
+
+def _run_atomic_body(
+    func: Callable[..., Any], job: ClaimedJob, broker: Broker
+) -> Record | None:
+    with transaction.atomic(using=broker.using):
+        value = func(*job.args, **job.kwargs)
+        try:
+            check_result(value)
+        except InvalidPayload as error:
+            raise Permanent(f"the job's return value: {error}") from None
+        record = settle(job, Outcome(value=value))
+        # The same fenced UPDATE as any outcome: a stale run matches no row.
+        if not broker.record([record]):
+            raise _Fenced
+    return record
 
 
 def clean_text(text: str) -> str:

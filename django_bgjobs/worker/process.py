@@ -370,7 +370,10 @@ class WorkerProcess:
             signals.job_started.send(
                 job.task, job_id=job.id, queue=job.queue, attempt=job.attempt
             )
-        outcome = self.executor.run(job)
+        outcome = self.executor.run(job, self.broker)
+        if outcome.committed:
+            self._committed(job, outcome.record)
+            return
         try:
             record = settle(job, outcome)
         except Exception as error:
@@ -382,6 +385,17 @@ class WorkerProcess:
             if self.running.pop(job.id, None) is None:
                 return
         self.recorder.put(record)
+        self.wake.set()
+
+    def _committed(self, job: ClaimedJob, record: Record | None) -> None:
+        # An atomic job recorded its success itself, or its fence refused it
+        # (the broker logged that); either way nothing is left to record.
+        with self.lock:
+            self.running.pop(job.id, None)
+        if record is not None:
+            if logger.isEnabledFor(logging.INFO):
+                _log_finish(record)
+            _send_outcome_signals(record)
         self.wake.set()
 
     # -- shutdown -------------------------------------------------------------
