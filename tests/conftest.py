@@ -153,3 +153,18 @@ def start_worker_with(transactional_db, tmp_path):
 def run_worker(run_worker_with):
     """Run ``runworkers --burst`` with ``flags``; return the process."""
     return run_worker_with
+
+
+@pytest.fixture
+def enqueued():
+    """Collect ``(task, job_id, queue)`` of every ``job_enqueued`` signal."""
+    from django_bgjobs.signals import job_enqueued
+
+    sent = []
+
+    def receiver(sender, job_id, queue, **kwargs):
+        sent.append((sender, job_id, queue))
+
+    job_enqueued.connect(receiver)
+    yield sent
+    job_enqueued.disconnect(receiver)

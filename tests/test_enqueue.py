@@ -18,7 +18,6 @@ from django_bgjobs import (
 from django_bgjobs.decorators import JobOptions
 from django_bgjobs.enqueue import build_job
 from django_bgjobs.models import Job
-from django_bgjobs.signals import job_enqueued
 from tests.jobs import add, always_fails, keyed_echo, noop
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -202,18 +201,6 @@ def test_enqueue_many_refuses_an_item_that_is_not_a_pair():
         add.enqueue_many([((1, 2), {}), (1, 2, 3)])
 
     assert not Job.objects.exists()
-
-
-@pytest.fixture
-def enqueued():
-    sent = []
-
-    def receiver(sender, job_id, queue, **kwargs):
-        sent.append((sender, job_id, queue))
-
-    job_enqueued.connect(receiver)
-    yield sent
-    job_enqueued.disconnect(receiver)
 
 
 @pytest.mark.django_db

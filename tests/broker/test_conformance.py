@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from django_bgjobs.broker import Record, get_broker
 from django_bgjobs.models import Attempt, DeadLetter, Job
-from django_bgjobs.signals import job_enqueued
 from django_bgjobs.status import AttemptOutcome, JobStatus
 from tests.jobs import add, keyed_echo, noop
 
@@ -648,18 +647,6 @@ def _id_and_created(handle):
 
 
 # -- transactional enqueue --
-
-
-@pytest.fixture
-def enqueued():
-    sent = []
-
-    def receiver(sender, job_id, queue, **kwargs):
-        sent.append((sender, job_id, queue))
-
-    job_enqueued.connect(receiver)
-    yield sent
-    job_enqueued.disconnect(receiver)
 
 
 def _visible_to_other_connection(job_id):
