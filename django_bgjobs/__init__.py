@@ -1,9 +1,11 @@
 """Background jobs for Django, kept in the project's own database."""
 
+from .context import JobContext, current_job
 from .decorators import JobSpec, background
 from .exceptions import (
     InvalidJob,
     InvalidPayload,
+    JobCancelled,
     JobDoesNotExist,
     PayloadTooLarge,
     Permanent,
@@ -14,6 +16,8 @@ from .status import JobStatus
 __all__ = [
     "InvalidJob",
     "InvalidPayload",
+    "JobCancelled",
+    "JobContext",
     "JobDoesNotExist",
     "JobSpec",
     "JobStatus",
@@ -21,5 +25,6 @@ __all__ = [
     "Permanent",
     "TaskNotRegistered",
     "background",
+    "current_job",
 ]
 __version__ = "0.1.0.dev0"

@@ -49,3 +49,10 @@ class Permanent(BgJobsException):
     The job goes to dead letters with the reason
     ``permanent error: <exception class>: <message>``.
     """
+
+
+class JobCancelled(BgJobsException):
+    """Raised by ``JobContext.raise_if_cancelled()`` once an operator has
+    cancelled the running job; the job ends ``cancelled``, is not retried
+    and leaves no dead letter. A job may raise it itself to the same effect.
+    """

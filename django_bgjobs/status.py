@@ -26,6 +26,7 @@ class AttemptOutcome(models.TextChoices):
     TIMED_OUT = "timed_out", "Timed out"
     INTERRUPTED = "interrupted", "Interrupted (not charged)"
     LOST = "lost", "Worker lost"
+    CANCELLED = "cancelled", "Cancelled while running"
 
 
 #: Statuses from which a worker may claim a job (when ``run_at`` has passed).
@@ -50,6 +51,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (JobStatus.RUNNING, JobStatus.SCHEDULED): "retry",
     (JobStatus.RUNNING, JobStatus.READY): "release",
     (JobStatus.RUNNING, JobStatus.FAILED): "fail",
+    (JobStatus.RUNNING, JobStatus.CANCELLED): "cancel",
     (JobStatus.SCHEDULED, JobStatus.CANCELLED): "cancel",
     (JobStatus.READY, JobStatus.CANCELLED): "cancel",
     (JobStatus.WAITING_CHILDREN, JobStatus.CANCELLED): "cancel",

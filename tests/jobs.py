@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 
-from django_bgjobs import Permanent, background
+from django_bgjobs import Permanent, background, current_job
 
 from .models import Execution
 
@@ -149,3 +149,40 @@ def atomic_insert(token, fail=False, lose_fence=False):
     if fail:
         raise RuntimeError("after the write")
     return token
+
+
+@background(attempts=3, backoff="fixed", backoff_delay=0.01)
+def waits_for_cancel(seconds=30):
+    """Wait up to ``seconds`` for an operator's cancel, then stop with
+    ``JobCancelled``; return ``"not cancelled"`` if none came."""
+    job = current_job()
+    if job.wait_cancelled(seconds):
+        job.raise_if_cancelled()
+    return "not cancelled"
+
+
+@background(timeout=2, attempts=3, backoff="fixed", backoff_delay=0.01)
+def ignores_cancel(seconds=30):
+    """Never checks for a cancel: only its timeout stops it."""
+    time.sleep(seconds)
+    return seconds
+
+
+@background(attempts=3, backoff="fixed", backoff_delay=0.01)
+def fails_once_cancelled(seconds=30):
+    """Notice a cancel, then fail with an ordinary error."""
+    if current_job().wait_cancelled(seconds):
+        raise RuntimeError("stopped halfway")
+    return "not cancelled"
+
+
+@background
+def describes_itself():
+    """Return what ``current_job()`` says about this run."""
+    job = current_job()
+    return [job.id, job.task, job.queue, job.attempt, job.is_cancelled()]
+
+
+# The chaos suite's jobs live in their own module; importing it here registers
+# them wherever this module is autodiscovered.
+from . import chaos_jobs  # noqa: E402, F401

@@ -9,15 +9,18 @@ from django_bgjobs import Permanent, TaskNotRegistered
 from django_bgjobs.broker import ClaimedJob
 from django_bgjobs.status import AttemptOutcome, JobStatus, can_transition
 from django_bgjobs.worker.executor import Executor, Outcome, interrupted, lost, settle
+from tests import jobs
 from tests.jobs import (
     add,
     always_fails,
+    describes_itself,
     exits,
     fails_permanently,
     raises_key_error,
     retries_at_once,
     retries_value_errors_only,
     returns_set,
+    waits_for_cancel,
 )
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -287,3 +290,36 @@ def test_settle_escapes_nul_and_lone_surrogates_in_error_texts():
     assert record.error_message == "nul \\x00 and \\ud800"
     assert record.traceback == "tb \\x00"
     record.error.encode("utf-8")
+
+
+# -- the running job's context --
+
+
+def test_current_job_outside_a_worker_is_an_inline_context_never_cancelled():
+    from django_bgjobs import current_job
+
+    job = current_job()
+    assert (job.id, job.is_cancelled()) == (None, False)
+    job.raise_if_cancelled()  # does not raise
+    assert jobs.describes_itself() == [None, "", "", 0, False]
+
+
+def test_current_job_in_a_run_describes_the_run_and_sees_the_cancel(run):
+    job = claimed(describes_itself, attempt=2)
+    outcome = run(job)
+    assert outcome.value == [job.id, job.task, job.queue, 2, False]
+    job.cancel.set()
+    assert run(job).value == [job.id, job.task, job.queue, 2, True]
+
+
+def test_job_cancelled_ends_the_job_cancelled_without_retry(run):
+    job = claimed(waits_for_cancel)
+    job.cancel.set()
+    record = settle(job, run(job))
+    assert (record.status, record.outcome) == (
+        JobStatus.CANCELLED,
+        AttemptOutcome.CANCELLED,
+    )
+    assert record.error == f"JobCancelled: job {job.id} was cancelled by an operator"
+    assert (record.run_at, record.reason) == (None, "")
+    assert can_transition(JobStatus.RUNNING, record.status)

@@ -78,16 +78,23 @@ def test_requeue_twice_does_not_requeue_again():
     assert (again.changed, again.skipped) == (0, 1)
 
 
-def test_cancel_skips_running_jobs_and_frees_the_key_of_cancelled_ones():
+def test_cancel_asks_running_jobs_to_stop_and_frees_the_key_of_cancelled_ones():
     waiting = jobs.add.using(key="k4").enqueue(1, 1)
     running = jobs.add.enqueue(2, 2)
+    done = jobs.add.enqueue(3, 3)
     Job.objects.filter(pk=running.id).update(status=JobStatus.RUNNING)
-    result = operations.cancel_jobs([waiting.id, running.id])
-    assert (result.changed, result.skipped) == (1, 1)
+    Job.objects.filter(pk=done.id).update(status=JobStatus.SUCCEEDED)
+    result = operations.cancel_jobs([waiting.id, running.id, done.id])
+    assert (result.changed, result.requested, result.skipped) == (1, 1, 1)
     assert waiting.refresh().status == JobStatus.CANCELLED
     assert waiting.job.active_key is None
     assert running.refresh().status == JobStatus.RUNNING
+    assert running.job.cancel_requested_at is not None
+    assert done.refresh().job.cancel_requested_at is None
     assert jobs.add.using(key="k4").enqueue(1, 1).created
+    # A second request changes nothing and keeps the first one's time.
+    again = operations.cancel_jobs([running.id])
+    assert (again.changed, again.requested, again.skipped) == (0, 0, 1)
 
 
 def test_actions_work_in_chunks_with_queries_bounded_per_chunk(monkeypatch):
@@ -97,4 +104,4 @@ def test_actions_work_in_chunks_with_queries_bounded_per_chunk(monkeypatch):
         result = operations.cancel_jobs(Job.objects.all())
     assert result.changed == 25
     updates = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) == 3
+    assert len(updates) == 6  # per chunk: cancel waiting, flag running

@@ -1,6 +1,7 @@
 """Admin pages of jobs: a list with status, queue, task, attempts and run
 time; a read-only detail with the payload, the outcome and the attempt
-history; and the operations retry now and cancel.
+history; and the operations retry now and cancel (a running job is asked to
+stop: its worker flags it to the job code at the next heartbeat).
 
 Every change goes through ``services.operations``, whose conditional UPDATEs
 leave alone a job that a worker moved meanwhile.
@@ -92,7 +93,7 @@ class JobAdmin(ReadOnlyAdmin):
                 "fields": (
                     ("created_at", "run_at"),
                     ("started_at", "finished_at", "run_time"),
-                    ("timeout", "lease_expires_at"),
+                    ("timeout", "lease_expires_at", "cancel_requested_at"),
                     ("result_ttl", "expires_at"),
                 )
             },
@@ -113,7 +114,10 @@ class JobAdmin(ReadOnlyAdmin):
             "cancel",
             "Cancel",
             operations.cancel_jobs,
-            lambda j: j.status in CANCELLABLE,
+            lambda j: (
+                j.status in CANCELLABLE
+                or (j.status == JobStatus.RUNNING and j.cancel_requested_at is None)
+            ),
         ),
     )
 
@@ -138,7 +142,10 @@ class JobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status")
     def status_badge(self, job: Job) -> SafeString:
-        return display.status_badge(job.status)
+        badge = display.status_badge(job.status)
+        if job.status == JobStatus.RUNNING and job.cancel_requested_at:
+            return format_html("{} cancel requested", badge)
+        return badge
 
     @admin.display(description="attempts")
     def attempts(self, job: Job) -> SafeString:

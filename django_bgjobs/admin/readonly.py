@@ -168,15 +168,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def report(self, request: HttpRequest, label: str, result: ActionResult) -> None:
         """Tell the user what an operation changed, created and skipped."""
         created = len(result.created)
+        asked = (
+            format_html(", {} running asked to stop", result.requested)
+            if result.requested
+            else ""
+        )
         text = format_html(
-            "{}: {} changed, {} created, {} skipped.{}",
+            "{}: {} changed, {} created{}, {} skipped.{}",
             label,
             result.changed,
             created,
+            asked,
             result.skipped,
             self._created_links(result.created),
         )
-        level = messages.SUCCESS if result.changed or created else messages.WARNING
+        done = result.changed or created or result.requested
+        level = messages.SUCCESS if done else messages.WARNING
         self.message_user(request, text, level)
 
     def _created_links(self, jobs: Sequence[Model]) -> SafeString:

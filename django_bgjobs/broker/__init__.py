@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.db import connections, router
 
-from .base import Broker, ClaimedJob, Record
+from .base import Broker, ClaimedJob, Heartbeat, Record
 
 
 def get_broker(using: str | None = None) -> Broker:
@@ -38,4 +38,4 @@ def get_broker(using: str | None = None) -> Broker:
     )
 
 
-__all__ = ["Broker", "ClaimedJob", "Record", "get_broker"]
+__all__ = ["Broker", "ClaimedJob", "Heartbeat", "Record", "get_broker"]

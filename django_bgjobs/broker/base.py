@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,6 +61,10 @@ class ClaimedJob:
     result_ttl: float | None
     worker: str
     started_at: dt.datetime
+    #: Set when the heartbeat sees that an operator cancelled this run.
+    cancel: threading.Event = dataclasses.field(
+        default_factory=threading.Event, compare=False, repr=False
+    )
 
     @property
     def charged(self) -> int:
@@ -97,6 +102,45 @@ class Record:
         if self.status not in FINISHED or self.job.result_ttl is None:
             return None
         return self.finished_at + dt.timedelta(seconds=self.job.result_ttl)
+
+    def as_cancelled(self) -> Record:
+        """Return this run's record for a job an operator cancelled while it
+        ran: it ends ``cancelled`` whatever the run's own outcome (an error,
+        a timeout, a release or a lost lease), unless it succeeded."""
+        if self.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
+            return self
+        ended = f"; the run ended with {self.error}" if self.error else ""
+        return dataclasses.replace(
+            self,
+            status=JobStatus.CANCELLED,
+            outcome=AttemptOutcome.CANCELLED,
+            run_at=None,
+            reason="",
+            error_class=CANCELLED_ERROR,
+            error_message=f"cancelled by an operator while running{ended}",
+        )
+
+
+#: The error class recorded for a run cancelled by an operator.
+CANCELLED_ERROR = "JobCancelled"
+
+
+#: Record statuses that a cancellation does not change.
+_FINAL_RECORD = (JobStatus.SUCCEEDED, JobStatus.CANCELLED)
+
+
+def cancelled_where(records: Sequence[Record], flagged: set[int]) -> list[Record]:
+    """Return ``records`` with those of the ``flagged`` jobs as cancelled."""
+    return [r.as_cancelled() if r.job.id in flagged else r for r in records]
+
+
+@dataclasses.dataclass
+class Heartbeat:
+    """What one heartbeat did: leases renewed, and the ids of the renewed
+    jobs that an operator has asked to stop."""
+
+    renewed: int
+    cancelled: set[int]
 
 
 def _json(value: Any) -> Any:
@@ -262,13 +306,16 @@ class Broker:
         """
         if not records:
             return []
-        dying = any(r.status == JobStatus.FAILED for r in records)
-        if dying or not self.apply_is_one_statement:
+        unsettled = any(r.status not in _FINAL_RECORD for r in records)
+        if unsettled or not self.apply_is_one_statement:
             atomic: Any = transaction.atomic(using=self.using)
         else:
             # One statement commits alone: no BEGIN and COMMIT round trips.
             atomic = contextlib.nullcontext()
         with atomic:
+            if unsettled:
+                records = self.honour_cancellations(records)
+            dying = any(r.status == JobStatus.FAILED for r in records)
             applied_ids = self.apply(records)
             applied = [r for r in records if r.job.id in applied_ids]
             if dying:
@@ -285,6 +332,25 @@ class Broker:
                     r.outcome,
                 )
         return applied
+
+    def honour_cancellations(self, records: Sequence[Record]) -> list[Record]:
+        """Turn the unsuccessful runs of jobs an operator cancelled into
+        ``cancelled`` records. The caller holds the transaction.
+
+        The rows are locked (``FOR UPDATE`` where the vendor has it, and
+        SQLite's ``BEGIN IMMEDIATE`` holds the whole database), so a cancel
+        cannot land between this read and the UPDATE that records the run.
+        """
+        ids = sorted({r.job.id for r in records if r.status not in _FINAL_RECORD})
+        lock = " FOR UPDATE" if self.connection.features.has_select_for_update else ""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, cancel_requested_at FROM bgjobs_job WHERE id IN {_in(ids)} "
+                f"AND status = %s ORDER BY id{lock}",
+                [*ids, JobStatus.RUNNING],
+            )
+            flagged = {id_ for id_, requested in cursor.fetchall() if requested}
+        return cancelled_where(records, flagged)
 
     def apply(self, records: Sequence[Record]) -> set[int]:
         """Run the fenced UPDATE and write the attempts of the rows it changed;
@@ -366,21 +432,34 @@ class Broker:
 
     # -- leases ---------------------------------------------------------------
 
-    def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> int:
-        """Extend the lease of every job ``worker`` runs; one statement."""
+    def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> Heartbeat:
+        """Extend the lease of every job ``worker`` runs, and read which of
+        them an operator cancelled; one statement."""
         until = now + dt.timedelta(seconds=lease)
-        return (
-            Job.objects.using(self.using)
-            .filter(worker=worker, status=JobStatus.RUNNING)
-            .update(lease_expires_at=until)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE bgjobs_job SET lease_expires_at = %s "
+                "WHERE worker = %s AND status = %s "
+                "RETURNING id, cancel_requested_at",
+                [self.adapt(until), worker, JobStatus.RUNNING],
+            )
+            rows = cursor.fetchall()
+        return Heartbeat(
+            renewed=len(rows), cancelled={id_ for id_, flag in rows if flag}
         )
 
-    def expired(self, now: dt.datetime, limit: int = 500) -> list[ClaimedJob]:
-        """Return running jobs whose lease ran out, for ``reap``."""
+    def expired(
+        self, now: dt.datetime, limit: int = 500, worker: str | None = None
+    ) -> list[ClaimedJob]:
+        """Return running jobs whose lease ran out, for ``reap``; with
+        ``worker``, every running job of that (dead) worker."""
+        running = Job.objects.using(self.using).filter(status=JobStatus.RUNNING)
+        if worker is None:
+            running = running.filter(lease_expires_at__lt=now)
+        else:
+            running = running.filter(worker=worker)
         rows = (
-            Job.objects.using(self.using)
-            .filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
-            .order_by("lease_expires_at")
+            running.order_by("lease_expires_at")
             .values_list(
                 "id", "task", "queue", "priority", "args", "kwargs", "attempt",
                 "uncharged", "max_attempts", "timeout", "result_ttl", "worker",
@@ -471,6 +550,14 @@ class Broker:
             Worker.objects.using(self.using)
             .filter(id=worker, stopped_at__isnull=True)
             .update(stopped_at=now, last_heartbeat_at=now)
+        )
+
+    def mark_worker_lost(self, worker: str, now: dt.datetime) -> int:
+        """Mark ``worker`` lost now (its supervisor saw it die); one UPDATE."""
+        return (
+            Worker.objects.using(self.using)
+            .filter(id=worker, stopped_at__isnull=True, lost_at__isnull=True)
+            .update(lost_at=now)
         )
 
     def mark_lost_workers(self, now: dt.datetime, lease: float) -> int:

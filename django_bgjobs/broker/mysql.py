@@ -18,7 +18,15 @@ from django.db import transaction
 
 from ..models import Job
 from ..status import CLAIMABLE, FINISHED, JobStatus
-from .base import CLAIM_COLUMNS, Broker, ClaimedJob, Record, _in
+from .base import (
+    CLAIM_COLUMNS,
+    Broker,
+    ClaimedJob,
+    Heartbeat,
+    Record,
+    _in,
+    cancelled_where,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +122,7 @@ class MySQLBroker(Broker):
     @staticmethod
     def lock_sql(count: int) -> str:
         return (
-            "SELECT id, attempt FROM bgjobs_job FORCE INDEX (PRIMARY) "
+            "SELECT id, attempt, cancel_requested_at FROM bgjobs_job FORCE INDEX (PRIMARY) "
             f"WHERE id IN {_in([None] * count)} AND status = %s "
             "ORDER BY id FOR UPDATE"
         )
@@ -150,7 +158,9 @@ class MySQLBroker(Broker):
         with transaction.atomic(using=self.using), self.connection.cursor() as cursor:
             ids = sorted({r.job.id for r in records})
             cursor.execute(self.lock_sql(len(ids)), [*ids, JobStatus.RUNNING])
-            held = {(id_, attempt) for id_, attempt in cursor.fetchall()}
+            rows = cursor.fetchall()
+            held = {(id_, attempt) for id_, attempt, _ in rows}
+            records = cancelled_where(records, {row[0] for row in rows if row[2]})
             applied = [r for r in records if (r.job.id, r.job.attempt) in held]
             if applied:
                 cursor.execute(
@@ -166,7 +176,7 @@ class MySQLBroker(Broker):
 
     # -- leases ---------------------------------------------------------------
 
-    def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> int:
+    def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> Heartbeat:
         """Extend the lease of every job ``worker`` runs.
 
         Two statements: a plain read of the ids, then an UPDATE by primary
@@ -177,16 +187,18 @@ class MySQLBroker(Broker):
         running = Job.objects.using(self.using).filter(
             worker=worker, status=JobStatus.RUNNING
         )
-        ids = sorted(running.values_list("id", flat=True))
-        if not ids:
-            return 0
+        rows = dict(running.values_list("id", "cancel_requested_at"))
+        if not rows:
+            return Heartbeat(renewed=0, cancelled=set())
+        ids = sorted(rows)
         with self.connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE bgjobs_job FORCE INDEX (PRIMARY) SET lease_expires_at = %s "
                 f"WHERE id IN {_in(ids)} AND worker = %s AND status = %s",
                 [self.adapt(until), *ids, worker, JobStatus.RUNNING],
             )
-            return int(cursor.rowcount)
+            renewed = int(cursor.rowcount)
+        return Heartbeat(renewed, {id_ for id_, flag in rows.items() if flag})
 
 
 def _log_refused(records: Sequence[Record]) -> None:

@@ -69,6 +69,11 @@ class Job(models.Model):
     )
     worker = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When an operator asked the running job to stop",
+    )
 
     objects = JobQuerySet.as_manager()
 

@@ -34,11 +34,14 @@ class ActionResult:
     changed: int = 0
     created: list[Job] = dataclasses.field(default_factory=list)
     skipped: int = 0
+    #: Running jobs asked to stop (``cancel_jobs``).
+    requested: int = 0
 
     def add(self, other: ActionResult) -> None:
         self.changed += other.changed
         self.created += other.created
         self.skipped += other.skipped
+        self.requested += other.requested
 
 
 def _chunks(selection: Selection) -> Iterator[list[int]]:
@@ -107,23 +110,34 @@ def _retry_chunk(ids: list[int], using: str) -> ActionResult:
 
 
 def cancel_jobs(selection: Selection) -> ActionResult:
-    """Cancel selected jobs that have not started; running jobs are skipped."""
+    """Cancel the selected jobs.
+
+    A job that has not started is cancelled at once (``changed``). A running
+    job is asked to stop (``requested``): its ``cancel_requested_at`` is set,
+    its worker's next heartbeat flags it to the job code
+    (``current_job().is_cancelled()``), and the run ends ``cancelled``
+    unless it succeeds. A job asked before is not counted again. Finished
+    jobs are skipped.
+    """
     return _per_chunk(selection, _cancel_chunk)
 
 
 def _cancel_chunk(ids: list[int], using: str) -> ActionResult:
+    now = timezone.now()
+    jobs = Job.objects.using(using)
     waiting = (JobStatus.SCHEDULED, JobStatus.READY, JobStatus.WAITING_CHILDREN)
-    changed = (
-        Job.objects.using(using)
-        .filter(id__in=ids, status__in=waiting)
-        .update(
-            status=JobStatus.CANCELLED,
-            active_key=None,
-            finished_at=timezone.now(),
-            error="cancelled by an operator",
-        )
+    changed = jobs.filter(id__in=ids, status__in=waiting).update(
+        status=JobStatus.CANCELLED,
+        active_key=None,
+        finished_at=now,
+        error="cancelled by an operator",
     )
-    return ActionResult(changed=changed, skipped=len(ids) - changed)
+    requested = jobs.filter(
+        id__in=ids, status=JobStatus.RUNNING, cancel_requested_at__isnull=True
+    ).update(cancel_requested_at=now)
+    return ActionResult(
+        changed=changed, requested=requested, skipped=len(ids) - changed - requested
+    )
 
 
 def requeue_dead_letters(selection: Selection) -> ActionResult:

@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from .. import registry
 from ..broker import Broker, ClaimedJob, Record
-from ..exceptions import InvalidPayload, Permanent, TaskNotRegistered
+from ..broker.base import CANCELLED_ERROR
+from ..context import JobContext, running
+from ..exceptions import InvalidPayload, JobCancelled, Permanent, TaskNotRegistered
 from ..payload import check_result
 from ..status import AttemptOutcome, JobStatus
 
@@ -58,7 +60,8 @@ class Executor:
             return self._run_atomic(spec.func, job, broker)
         close_old_connections()
         try:
-            value = spec.func(*job.args, **job.kwargs)
+            with running(context_of(job)):
+                value = spec.func(*job.args, **job.kwargs)
         # SystemExit from a job (sys.exit()) is the job's failure, not the
         # worker's: letting it escape would strand the job as running.
         except BaseException as error:
@@ -96,7 +99,7 @@ class _Fenced(Exception):
 def _run_atomic_body(
     func: Callable[..., Any], job: ClaimedJob, broker: Broker
 ) -> Record | None:
-    with transaction.atomic(using=broker.using):
+    with transaction.atomic(using=broker.using), running(context_of(job)):
         value = func(*job.args, **job.kwargs)
         try:
             check_result(value)
@@ -107,6 +110,11 @@ def _run_atomic_body(
         if not broker.record([record]):
             raise _Fenced
     return record
+
+
+def context_of(job: ClaimedJob) -> JobContext:
+    """Return the ``current_job()`` context for a run of ``job``."""
+    return JobContext(job.id, job.task, job.queue, job.attempt, job.cancel)
 
 
 def clean_text(text: str) -> str:
@@ -134,6 +142,16 @@ def settle(job: ClaimedJob, outcome: Outcome) -> Record:
         )
     error = outcome.error
     assert error is not None  # noqa: S101  (ok is False)
+    if isinstance(error, JobCancelled):
+        return Record(
+            job=job,
+            status=JobStatus.CANCELLED,
+            outcome=AttemptOutcome.CANCELLED,
+            finished_at=now,
+            error_class=CANCELLED_ERROR,
+            error_message=clean_text(str(error)),
+            traceback=clean_text(outcome.traceback),
+        )
     record = Record(
         job=job,
         status=JobStatus.FAILED,
@@ -212,8 +230,9 @@ def interrupted(job: ClaimedJob, now: dt.datetime) -> Record:
     )
 
 
-def lost(job: ClaimedJob, now: dt.datetime) -> Record:
-    """Return the record for a job whose worker stopped renewing its lease."""
+def lost(job: ClaimedJob, now: dt.datetime, why: str = "") -> Record:
+    """Return the record for a job whose worker died: its lease expired, or
+    (``why``) its supervisor saw the process die."""
     record = Record(
         job=job,
         status=JobStatus.READY,
@@ -221,7 +240,7 @@ def lost(job: ClaimedJob, now: dt.datetime) -> Record:
         finished_at=now,
         run_at=now,
         error_class="WorkerLost",
-        error_message=f"lease of worker {job.worker} expired",
+        error_message=why or f"lease of worker {job.worker} expired",
     )
     if job.charged >= job.max_attempts:
         record.status = JobStatus.FAILED

@@ -2,11 +2,12 @@
 thread of its own.
 
 Each beat renews the leases of the process's running jobs in one statement
-and touches its registry row in another, then tries to take the maintenance
-lease. Only its holder returns jobs whose lease expired (their worker died)
-to ready, or to dead letters when their attempts are spent, marks silent
-workers lost, and (every third beat) prunes finished jobs, so at most one
-process across all machines does this at a time.
+(which also reads the ones an operator cancelled, to flag them to the job
+code) and touches its registry row in another, then tries to take the
+maintenance lease. Only its holder returns jobs whose lease expired (their
+worker died) to ready, or to dead letters when their attempts are spent,
+marks silent workers lost, and (every third beat) prunes finished jobs, so
+at most one process across all machines does this at a time.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from ..broker import Broker, get_broker
 from ..conf import get_settings
-from .executor import lost
+from .executor import interrupted, lost, timed_out
+from .outage import Outage
+from .watchdog import deadline
 
 logger = logging.getLogger("django_bgjobs.worker")
 
@@ -38,8 +41,12 @@ class Maintenance:
         using: str,
         queues: Sequence[str] | None = None,
         concurrency: int = 1,
+        on_cancelled: Callable[[set[int]], None] | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.worker_id = worker_id
+        self.outage = outage or Outage(worker_id)
+        self.on_cancelled = on_cancelled
         self.using = using
         self.queues = queues
         self.concurrency = concurrency
@@ -95,14 +102,18 @@ class Maintenance:
             try:
                 self._beat(broker, beat)
             except DatabaseError as error:
-                logger.error("heartbeat failed, retrying next beat: %s", error)
+                self.outage.failed("renewing leases", error)
                 connections[self.using].close()
+            else:
+                self.outage.succeeded()
         connections.close_all()
 
     def _beat(self, broker: Broker, beat: int) -> None:
         conf = get_settings()
         now = timezone.now()
-        broker.heartbeat(self.worker_id, now, conf.LEASE_SECONDS)
+        renewal = broker.heartbeat(self.worker_id, now, conf.LEASE_SECONDS)
+        if renewal.cancelled and self.on_cancelled is not None:
+            self.on_cancelled(renewal.cancelled)
         if not broker.touch_worker(self.worker_id, now) and not self.done.is_set():
             self._register(broker)
         # Every beat, so a dead worker's jobs (and a dead holder's lease)
@@ -135,3 +146,40 @@ class Maintenance:
                 record.status,
             )
         return len(applied)
+
+
+def recover(
+    worker_id: str, why: str, killed_for_timeout: bool = False, using: str | None = None
+) -> int:
+    """Record the runs of a worker process that died; return how many.
+
+    The supervisor calls this once ``waitpid`` has reported the process
+    dead, so nothing can write for it any more and its jobs need not wait
+    for their lease to run out. Each run is recorded as ``lost`` (charged),
+    or, when the supervisor killed the process because a job overran its
+    timeout, as ``timed_out`` for the overdue jobs and ``interrupted``
+    (uncharged) for the others. The records are fenced like any other.
+    """
+    broker = get_broker(using)
+    now = timezone.now()
+    jobs = broker.expired(now, limit=10_000, worker=worker_id)
+    records = []
+    for job in jobs:
+        if not killed_for_timeout:
+            records.append(lost(job, now, why))
+        elif (end := deadline(job)) is not None and end <= now:
+            records.append(timed_out(job, now))
+        else:
+            records.append(interrupted(job, now))
+    applied = broker.record(records)
+    broker.mark_worker_lost(worker_id, now)
+    for record in applied:
+        logger.warning(
+            "job recovered id=%s task=%s from dead worker %s: outcome=%s status=%s",
+            record.job.id,
+            record.job.task,
+            worker_id,
+            record.outcome,
+            record.status,
+        )
+    return len(applied)

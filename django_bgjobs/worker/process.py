@@ -29,13 +29,20 @@ from ..conf import get_settings
 from ..status import JobStatus
 from .executor import Executor, internal_error, interrupted, refused, settle
 from .maintenance import Maintenance
+from .outage import Outage
 from .watchdog import EXIT_TIMED_OUT, Watchdog
 
 logger = logging.getLogger("django_bgjobs.worker")
 
+#: The longest wait between two tries while the database is away: also the
+#: longest a worker takes to notice it is back.
+RETRY_MAX = 2.0
 
-def make_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+def make_worker_id(pid: int | None = None, suffix: str | None = None) -> str:
+    """Return ``host:pid:suffix``, unique across machines and restarts."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{suffix or uuid.uuid4().hex[:6]}"
 
 
 @dataclasses.dataclass
@@ -59,7 +66,9 @@ class Recorder:
         broker_alias: str | None,
         flush_interval: float,
         on_flush: Callable[[], None] | None = None,
+        outage: Outage | None = None,
     ) -> None:
+        self.outage = outage or Outage("?")
         # SimpleQueue: a put costs a job thread a fraction of Queue's.
         self.inbox: queue.SimpleQueue[Record | None] = queue.SimpleQueue()
         self.flush_interval = flush_interval
@@ -130,22 +139,19 @@ class Recorder:
         delay = 0.1
         while True:
             try:
-                return broker.record(batch)
+                applied = broker.record(batch)
             except (OperationalError, InterfaceError) as error:
-                logger.error(
-                    "database unavailable while recording %d outcomes, retrying "
-                    "in %.1f s: %s",
-                    len(batch),
-                    delay,
-                    error,
-                )
+                self.outage.failed(f"recording {len(batch)} outcomes", error)
                 connections[broker.using].close()
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
             except (DatabaseError, UnicodeError) as error:
                 if len(batch) > 1:
                     return [a for r in batch for a in self._record(broker, [r])]
                 return self._record_refused(broker, batch[0], error)
+            self.outage.succeeded()
+            return applied
 
     def _record_refused(
         self, broker: Broker, record: Record, error: Exception
@@ -181,6 +187,8 @@ def _log_finish(record: Record) -> None:
 
 
 def _send_outcome_signals(record: Record) -> None:
+    if record.status == JobStatus.CANCELLED:
+        return
     job = record.job
     common = {"job_id": job.id, "queue": job.queue, "attempt": job.attempt}
     if record.status == JobStatus.SUCCEEDED:
@@ -254,14 +262,21 @@ class WorkerProcess:
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.running: dict[int, ClaimedJob] = {}
+        self.outage = Outage(self.worker_id)
         # In burst mode a flush may be what the exit check waits for.
         self.recorder = Recorder(
             self.broker.using,
             self.conf.FLUSH_INTERVAL,
             on_flush=self.wake.set if options.burst else None,
+            outage=self.outage,
         )
         self.maintenance = Maintenance(
-            self.worker_id, self.broker.using, options.queues, options.concurrency
+            self.worker_id,
+            self.broker.using,
+            options.queues,
+            options.concurrency,
+            on_cancelled=self.cancel_requested,
+            outage=self.outage,
         )
         self.exit_code = 0
         self.watchdog = Watchdog(
@@ -303,6 +318,7 @@ class WorkerProcess:
                 try:
                     claimed = self._claim(min(free, self.conf.CLAIM_BATCH_MAX))
                     failures = 0
+                    self.outage.succeeded()
                 except DatabaseError as error:
                     failures += 1
                     self._database_down(error, failures)
@@ -339,9 +355,8 @@ class WorkerProcess:
         return self.conf.POLL_INTERVAL * (0.75 + random.random() / 2)  # noqa: S311
 
     def _database_down(self, error: Exception, failures: int) -> None:
-        delay = min(0.1 * 2**failures, 5.0)
-        if failures == 1:
-            logger.error("database unavailable, retrying: %s", error)
+        delay = min(0.1 * 2**failures, RETRY_MAX)
+        self.outage.failed("claiming jobs", error)
         connections[self.broker.using].close()
         self.stopping.wait(delay)
 
@@ -355,6 +370,15 @@ class WorkerProcess:
             return True
         wait = (next_run - timezone.now()).total_seconds()
         return wait > self.conf.BURST_HORIZON
+
+    def cancel_requested(self, ids: set[int]) -> None:
+        """Flag the running jobs of ``ids`` as cancelled to their job code."""
+        with self.lock:
+            jobs = [self.running[id_] for id_ in ids if id_ in self.running]
+        for job in jobs:
+            if not job.cancel.is_set():
+                logger.info("job cancel requested id=%s task=%s", job.id, job.task)
+                job.cancel.set()
 
     # -- running one job ------------------------------------------------------
 

@@ -8,8 +8,12 @@ one still alive ``kill_margin`` (10) seconds past it (its watchdog cannot
 run, as when a job is stuck in C code holding the GIL) is killed with
 SIGKILL.
 
-The supervisor itself never touches the database and holds no threads, so a
-fork is safe and cheap; each child opens its own connections.
+When a child dies without a clean exit (killed, or crashed), the supervisor
+records its running jobs at once (``maintenance.recover``): they do not wait
+for their lease to run out. This is the one time the supervisor touches the
+database; it closes the connection before it forks again. It holds no
+threads, so a fork is safe and cheap; each child opens its own connections.
+If the database is away, the reaper recovers those jobs after their lease.
 """
 
 from __future__ import annotations
@@ -21,13 +25,18 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from types import FrameType
 
 from django.db import connections
 
-from .process import ProcessOptions, WorkerProcess
+from .maintenance import recover
+from .process import ProcessOptions, WorkerProcess, make_worker_id
 from .watchdog import EXIT_RECYCLE, EXIT_TIMED_OUT
+
+#: Exit codes of a child that recorded or released all its jobs itself.
+CLEAN_EXITS = (0, EXIT_RECYCLE, EXIT_TIMED_OUT)
 
 logger = logging.getLogger("django_bgjobs.worker")
 
@@ -49,6 +58,7 @@ class Child:
 
     slot: int
     reports: int  # read end of the child's deadline pipe
+    worker_id: str
     deadline: float | None = None  # time.monotonic() of its nearest deadline
     killed: bool = False
 
@@ -101,6 +111,9 @@ class Supervisor:
         stop_signals = {signal.SIGTERM, signal.SIGINT}
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         reports, report_fd = os.pipe()
+        # The worker id is known on both sides of the fork: the supervisor
+        # can then recover the child's jobs if it dies.
+        suffix = uuid.uuid4().hex[:6]
         pid = os.fork()
         if pid == 0:  # child
             code = 1
@@ -109,7 +122,8 @@ class Supervisor:
                     os.close(child.reports)
                 os.close(reports)
                 os.set_blocking(report_fd, False)
-                code = self._child(stop_signals, report_fd)
+                worker_id = make_worker_id(os.getpid(), suffix)
+                code = self._child(stop_signals, report_fd, worker_id)
             except BaseException:
                 logger.exception("worker process crashed")
             finally:
@@ -118,9 +132,11 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         os.close(report_fd)
         os.set_blocking(reports, False)
-        self.children[pid] = Child(slot, reports)
+        self.children[pid] = Child(slot, reports, make_worker_id(pid, suffix))
 
-    def _child(self, stop_signals: set[signal.Signals], report_fd: int) -> int:
+    def _child(
+        self, stop_signals: set[signal.Signals], report_fd: int, worker_id: str
+    ) -> int:
         parent = os.getppid()
         process = WorkerProcess(
             ProcessOptions(
@@ -131,7 +147,8 @@ class Supervisor:
                 max_jobs=self.options.max_jobs,
                 max_memory_mb=self.options.max_memory_mb,
                 report_fd=report_fd,
-            )
+            ),
+            worker_id=worker_id,
         )
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -160,6 +177,8 @@ class Supervisor:
             child = self.children.pop(pid)
             os.close(child.reports)
             code = os.waitstatus_to_exitcode(status)
+            if code not in CLEAN_EXITS or child.killed:
+                self._recover(pid, child, code)
             if self.stopping or (self.options.burst and code == 0):
                 continue
             if code in (EXIT_RECYCLE, EXIT_TIMED_OUT) or child.killed:
@@ -168,6 +187,29 @@ class Supervisor:
                 self._spawn(child.slot)
                 continue
             self._restart(pid, child.slot, code)
+
+    def _recover(self, pid: int, child: Child, code: int) -> None:
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        try:
+            count = recover(
+                child.worker_id,
+                f"worker process {pid} died ({how})",
+                killed_for_timeout=child.killed,
+            )
+            if count:
+                logger.warning(
+                    "recorded %d running jobs of dead worker process %s", count, pid
+                )
+        except Exception as error:
+            logger.error(
+                "could not recover the jobs of dead worker process %s (%s); the "
+                "reaper will once their lease runs out",
+                pid,
+                error,
+            )
+        finally:
+            # No connection may cross the next fork.
+            connections.close_all()
 
     def _kill_overdue(self) -> None:
         now = time.monotonic()

@@ -382,14 +382,28 @@ def test_retry_now_action_readies_waiting_jobs_and_copies_finished_ones(admin_cl
     assert running.status == JobStatus.RUNNING
 
 
-def test_cancel_action_cancels_jobs_that_have_not_started(admin_client):
+def test_cancel_action_cancels_waiting_jobs_and_asks_running_ones_to_stop(
+    admin_client,
+):
     ready = make_job()
     running = make_job(status=JobStatus.RUNNING, attempt=1)
-    response = post_action(admin_client, "job", "cancel", [ready.pk, running.pk])
-    assert messages_of(response) == ["Cancel: 1 changed, 0 created, 1 skipped."]
+    done = make_job(status=JobStatus.SUCCEEDED, attempt=1)
+    ids = [ready.pk, running.pk, done.pk]
+    response = post_action(admin_client, "job", "cancel", ids)
+    assert messages_of(response) == [
+        "Cancel: 1 changed, 0 created, 1 running asked to stop, 1 skipped."
+    ]
     ready.refresh_from_db()
     running.refresh_from_db()
     assert (ready.status, running.status) == (JobStatus.CANCELLED, JobStatus.RUNNING)
+    assert running.cancel_requested_at is not None
+    # The detail page says so, and offers no second request.
+    html = admin_client.get(change_url("job", running.pk)).content.decode()
+    assert "cancel requested" in html
+    assert url("job_cancel", running.pk) not in html
+    # Asking again changes nothing.
+    response = post_action(admin_client, "job", "cancel", [running.pk])
+    assert messages_of(response) == ["Cancel: 0 changed, 0 created, 1 skipped."]
 
 
 def test_requeue_action_enqueues_a_new_job_per_pending_dead_letter(admin_client):
@@ -434,11 +448,18 @@ def test_job_page_buttons_retry_and_cancel(admin_client):
     assert scheduled.status == JobStatus.CANCELLED
 
 
-def test_job_page_offers_no_button_for_a_running_job(admin_client):
+def test_job_page_offers_only_cancel_for_a_running_job(admin_client):
     running = make_job(status=JobStatus.RUNNING, attempt=1)
     html = admin_client.get(change_url("job", running.pk)).content.decode()
     assert url("job_retry", running.pk) not in html
-    assert url("job_cancel", running.pk) not in html
+    assert f'action="{url("job_cancel", running.pk)}"' in html
+    response = admin_client.post(url("job_cancel", running.pk), follow=True)
+    assert messages_of(response) == [
+        "Cancel: 0 changed, 0 created, 1 running asked to stop, 0 skipped."
+    ]
+    running.refresh_from_db()
+    assert running.status == JobStatus.RUNNING
+    assert running.cancel_requested_at is not None
 
 
 def test_dead_letter_page_button_requeues_it(admin_client):

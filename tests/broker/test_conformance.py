@@ -23,11 +23,11 @@ BUDGETS = {
     "postgresql": {
         "claim": 1,  # UPDATE ... RETURNING
         "record": 1,  # one CTE: fenced UPDATE + INSERT attempts
-        "record_failures": 6,  # SAVEPOINT, CTE, SELECT history, SELECT keys,
-        # INSERT dead letters, RELEASE
+        "record_failures": 7,  # SAVEPOINT, SELECT ... FOR UPDATE (cancelled?),
+        # CTE, SELECT history, SELECT keys, INSERT dead letters, RELEASE
         "enqueue_many": 1,  # INSERT
         "enqueue_many_keyed": 4,  # SAVEPOINT, INSERT ON CONFLICT, SELECT, RELEASE
-        "heartbeat": 1,  # UPDATE
+        "heartbeat": 1,  # UPDATE ... RETURNING
     },
     "mysql": {
         "claim": 2,  # SELECT ... FOR UPDATE SKIP LOCKED, UPDATE by id
@@ -40,10 +40,11 @@ BUDGETS = {
     "sqlite": {
         "claim": 1,  # UPDATE ... RETURNING (BEGIN IMMEDIATE only in autocommit)
         "record": 4,  # SAVEPOINT, fenced UPDATE, INSERT attempts, RELEASE
-        "record_failures": 7,  # + SELECT history, SELECT keys, INSERT dead letters
+        # + SELECT cancelled, SELECT history, SELECT keys, INSERT dead letters
+        "record_failures": 8,
         "enqueue_many": 1,
         "enqueue_many_keyed": 4,
-        "heartbeat": 1,
+        "heartbeat": 1,  # UPDATE ... RETURNING
     },
 }
 
@@ -506,11 +507,88 @@ def test_heartbeat_extends_only_the_given_workers_running_jobs(
     with django_assert_num_queries(budget["heartbeat"]):
         extended = broker.heartbeat("mine", later, 30)
 
-    assert extended == 1
+    assert (extended.renewed, extended.cancelled) == (1, set())
     leases = dict(Job.objects.values_list("id", "lease_expires_at"))
     assert leases[mine_running.id] == later + dt.timedelta(seconds=30)
     assert leases[theirs.id] == now + dt.timedelta(seconds=30)
     assert leases[mine_done.id] is None
+
+
+@pytest.mark.django_db
+def test_heartbeat_reads_which_running_jobs_an_operator_cancelled(
+    broker, budget, django_assert_num_queries
+):
+    noop.enqueue_many([((), {})] * 3)
+    now = timezone.now()
+    flagged, _plain = broker.claim(None, 2, "mine", now, 30)
+    [theirs] = broker.claim(None, 1, "theirs", now, 30)
+    ids = [flagged.id, theirs.id]
+    Job.objects.filter(id__in=ids).update(cancel_requested_at=now)
+
+    with django_assert_num_queries(budget["heartbeat"]):
+        beat = broker.heartbeat("mine", now, 30)
+
+    assert (beat.renewed, beat.cancelled) == (2, {flagged.id})
+
+
+def lost_record(job):
+    return Record(
+        job=job,
+        status=JobStatus.READY,
+        outcome=AttemptOutcome.LOST,
+        finished_at=timezone.now(),
+        run_at=timezone.now(),
+        error_class="WorkerLost",
+        error_message="lease expired",
+    )
+
+
+@pytest.mark.django_db
+def test_every_unsuccessful_run_of_a_cancelled_job_ends_cancelled(broker):
+    """A retry, a dead letter or a release of a job an operator cancelled
+    while it ran is recorded as ``cancelled`` instead: no retry, no dead
+    letter, the key freed. A success stays a success."""
+    noop.using(key="k-cancel").enqueue()
+    noop.enqueue_many([((), {})] * 4)
+    # A claim returns its batch in no particular order.
+    claimed = sorted(claim_all(broker), key=lambda job: job.id)
+    keyed, retried, lost, succeeded, untouched = claimed
+    later = timezone.now() + dt.timedelta(minutes=5)
+    flagged = [keyed.id, retried.id, lost.id, succeeded.id]
+    Job.objects.filter(id__in=flagged).update(cancel_requested_at=timezone.now())
+
+    applied = broker.record(
+        [
+            failure(keyed),
+            failure(retried, status=JobStatus.SCHEDULED, run_at=later),
+            lost_record(lost),
+            success(succeeded, result=1),
+            failure(untouched, status=JobStatus.SCHEDULED, run_at=later),
+        ]
+    )
+
+    assert len(applied) == 5
+    statuses = dict(Job.objects.values_list("id", "status"))
+    assert statuses == {
+        keyed.id: JobStatus.CANCELLED,
+        retried.id: JobStatus.CANCELLED,
+        lost.id: JobStatus.CANCELLED,
+        succeeded.id: JobStatus.SUCCEEDED,
+        untouched.id: JobStatus.SCHEDULED,
+    }
+    outcomes = dict(Attempt.objects.values_list("job_id", "outcome"))
+    assert outcomes[keyed.id] == AttemptOutcome.CANCELLED
+    assert outcomes[lost.id] == AttemptOutcome.CANCELLED
+    assert outcomes[succeeded.id] == AttemptOutcome.SUCCEEDED
+    assert DeadLetter.objects.count() == 0
+    job = Job.objects.get(id=retried.id)
+    assert job.error == (
+        "JobCancelled: cancelled by an operator while running; the run ended "
+        "with RuntimeError: boom"
+    )
+    assert job.finished_at is not None
+    assert Job.objects.get(id=keyed.id).active_key is None
+    assert noop.using(key="k-cancel").enqueue().created
 
 
 @pytest.mark.django_db

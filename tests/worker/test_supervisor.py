@@ -5,7 +5,6 @@ back uncharged; a killed worker process is replaced, and its jobs are reaped
 once their lease runs out.
 """
 
-import json
 import os
 import signal
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from django_bgjobs.models import Attempt, Job
+from django_bgjobs.models import Attempt, Job, Worker
 from django_bgjobs.status import AttemptOutcome, JobStatus
 from tests import jobs
 from tests.models import Execution
@@ -109,11 +108,13 @@ def test_job_running_past_the_grace_goes_back_to_ready_uncharged(
     ]
 
 
-def test_killed_worker_is_replaced_and_its_job_reaped(start_worker_with, wait_until):
+def test_killed_worker_is_replaced_and_its_job_recovered_at_once(
+    start_worker_with, wait_until
+):
+    # The default 30 s lease: the supervisor, not the reaper, recovers the job.
     handle = jobs.slow_first_run.enqueue("crash", 30)
-    overrides = {"LEASE_SECONDS": 2, "HEARTBEAT_SECONDS": 0.5}
     process = start_worker_with(
-        "--processes", "2", "--concurrency", "1", BGJOBS_OVERRIDES=json.dumps(overrides)
+        "--processes", "2", "--concurrency", "1", BGJOBS_LOG_LEVEL="INFO"
     )
     wait_until(first_run_started("crash"), timeout=START_TIMEOUT, message="a first run")
     before = children(process.pid)
@@ -125,9 +126,16 @@ def test_killed_worker_is_replaced_and_its_job_reaped(start_worker_with, wait_un
         kids = children(process.pid)
         return kids if victim not in kids and len(kids) == 2 else None
 
+    killed = time.monotonic()
     os.kill(victim, signal.SIGKILL)
     after = wait_until(replaced, timeout=10, message="a replacement worker process")
     (replacement,) = after - before
+    wait_until(
+        lambda: statuses([handle]) == [JobStatus.SUCCEEDED],
+        timeout=10,
+        message="the killed process's job to be recovered and run again",
+    )
+    assert time.monotonic() - killed < 10, "recovered well before the 30 s lease"
 
     more = [jobs.record_run.enqueue(f"after-crash-{i}", 0.3) for i in range(6)]
     wait_until(
@@ -140,6 +148,11 @@ def test_killed_worker_is_replaced_and_its_job_reaped(start_worker_with, wait_un
         (1, AttemptOutcome.LOST, "WorkerLost"),
         (2, AttemptOutcome.SUCCEEDED, ""),
     ]
+    lost = Attempt.objects.get(job_id=handle.id, number=1)
+    assert lost.error_message == f"worker process {victim} died (signal 9)"
+    log = process.log_path.read_text()
+    assert f"recorded 1 running jobs of dead worker process {victim}" in log, log
+    assert Worker.objects.get(id=lost.worker).lost_at is not None
     pids = {
         int(worker.split(":")[-2])
         for worker in Attempt.objects.filter(

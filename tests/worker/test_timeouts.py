@@ -178,8 +178,9 @@ def test_frozen_process_is_killed_by_the_supervisor(start_worker_with, wait_unti
     )
 
     assert process.poll() is None, process.log_path.read_text()
+    # The supervisor killed the process for the overdue job: timed out.
     assert attempts_of(handle.id) == [
-        (1, AttemptOutcome.LOST, "WorkerLost"),
+        (1, AttemptOutcome.TIMED_OUT, "JobTimeout"),
         (2, AttemptOutcome.SUCCEEDED, ""),
     ]
     first, second = Attempt.objects.filter(job_id=handle.id).order_by("number")
