@@ -126,7 +126,7 @@ CANCELLED_ERROR = "JobCancelled"
 
 
 #: Record statuses that a cancellation does not change.
-_FINAL_RECORD = (JobStatus.SUCCEEDED, JobStatus.CANCELLED)
+FINAL_RECORD = (JobStatus.SUCCEEDED, JobStatus.CANCELLED)
 
 
 def cancelled_where(records: Sequence[Record], flagged: set[int]) -> list[Record]:
@@ -306,7 +306,7 @@ class Broker:
         """
         if not records:
             return []
-        unsettled = any(r.status not in _FINAL_RECORD for r in records)
+        unsettled = any(r.status not in FINAL_RECORD for r in records)
         if unsettled or not self.apply_is_one_statement:
             atomic: Any = transaction.atomic(using=self.using)
         else:
@@ -341,7 +341,7 @@ class Broker:
         SQLite's ``BEGIN IMMEDIATE`` holds the whole database), so a cancel
         cannot land between this read and the UPDATE that records the run.
         """
-        ids = sorted({r.job.id for r in records if r.status not in _FINAL_RECORD})
+        ids = sorted({r.job.id for r in records if r.status not in FINAL_RECORD})
         lock = " FOR UPDATE" if self.connection.features.has_select_for_update else ""
         with self.connection.cursor() as cursor:
             cursor.execute(

@@ -8,11 +8,13 @@ go on meanwhile. Needs SQLite 3.35 for RETURNING.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import django
 
-from .base import Broker
+from ..status import JobStatus
+from .base import FINAL_RECORD, Broker, Record, _in, cancelled_where
 
 
 def use_real_variable_limit(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -41,3 +43,20 @@ class SQLiteBroker(Broker):
             raise
         cursor.execute("COMMIT")
         return rows
+
+    def honour_cancellations(self, records: Sequence[Record]) -> list[Record]:
+        """Read the cancel flags with a write (a no-op ``UPDATE ...
+        RETURNING``): a plain SELECT first would start the transaction as a
+        reader, and its upgrade to writer fails at once with "database is
+        locked" if another connection wrote meanwhile, where a write waits
+        for the lock."""
+        ids = sorted({r.job.id for r in records if r.status not in FINAL_RECORD})
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE bgjobs_job SET cancel_requested_at = cancel_requested_at "
+                f"WHERE id IN {_in(ids)} AND status = %s "
+                "RETURNING id, cancel_requested_at",
+                [*ids, JobStatus.RUNNING],
+            )
+            flagged = {id_ for id_, requested in cursor.fetchall() if requested}
+        return cancelled_where(records, flagged)
