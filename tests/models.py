@@ -11,3 +11,23 @@ class Execution(models.Model):
 
     def __str__(self) -> str:
         return self.token
+
+
+class ChaosRun(models.Model):
+    """One row per run of a chaos job; ``key`` repeats if a job runs twice."""
+
+    key = models.IntegerField(db_index=True)
+    pid = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.key} in {self.pid}"
+
+
+class Counter(models.Model):
+    """A named counter that atomic chaos jobs increment."""
+
+    name = models.CharField(max_length=50, unique=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
