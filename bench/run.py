@@ -246,6 +246,8 @@ def describe(bgjobs, args):
 
     conf = get_settings()
     keys = ("POLL_INTERVAL", "CLAIM_BATCH_MAX", "FLUSH_INTERVAL")
+    if args.child == "postgresql":
+        keys = ("LISTEN_NOTIFY", "WAKE_POLL_INTERVAL", *keys)
     text = ", ".join(f"{k}={getattr(conf, k)}" for k in keys)
     if bgjobs:
         text += f"; BENCH_BGJOBS={json.dumps(bgjobs)}"

@@ -36,6 +36,8 @@ class Settings:
     LEASE_SECONDS: float = 30.0
     HEARTBEAT_SECONDS: float = 10.0
     POLL_INTERVAL: float = 0.25
+    LISTEN_NOTIFY: bool = True
+    WAKE_POLL_INTERVAL: float = 1.0
     CLAIM_BATCH_MAX: int = 100
     FLUSH_INTERVAL: float = 0.005
     PRUNE_BATCH: int = 1000
@@ -57,6 +59,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "LEASE_SECONDS": _NUMBER,
     "HEARTBEAT_SECONDS": _NUMBER,
     "POLL_INTERVAL": _NUMBER,
+    "LISTEN_NOTIFY": (bool,),
+    "WAKE_POLL_INTERVAL": _NUMBER,
     "CLAIM_BATCH_MAX": (int,),
     "FLUSH_INTERVAL": _NUMBER,
     "PRUNE_BATCH": (int,),

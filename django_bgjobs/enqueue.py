@@ -148,6 +148,8 @@ def build_job(
 
 
 def _announce(jobs: list[Job], using: str) -> None:
+    # Idle workers hear of new jobs from the database itself: on PostgreSQL a
+    # trigger sends NOTIFY at commit (migration 0005).
     if not job_enqueued.has_listeners():
         return
 

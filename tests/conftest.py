@@ -11,10 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
+
+from django_bgjobs.testing import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -65,23 +66,6 @@ def _wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
 def wait_until():
     """Poll ``predicate`` until truthy; fail after ``timeout`` seconds."""
     return _wait_until
-
-
-def database_url():
-    """Return a URL for the database the current test uses."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    scheme, user, port = {
-        "postgresql": ("postgres", "postgres", 5432),
-        "mysql": ("mysql", "root", 3306),
-    }[connection.vendor]
-    user = s.get("USER") or user
-    if s.get("PASSWORD"):
-        user = f"{user}:{quote(s['PASSWORD'], safe='')}"
-    host = s.get("HOST") or "127.0.0.1"
-    port = s.get("PORT") or port
-    return f"{scheme}://{user}@{host}:{port}/{s['NAME']}"
 
 
 def worker_env(**extra):

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
@@ -318,6 +318,10 @@ class Broker:
             dying = any(r.status == JobStatus.FAILED for r in records)
             applied_ids = self.apply(records)
             applied = [r for r in records if r.job.id in applied_ids]
+            if unsettled:
+                waiting = {r.job.queue for r in applied if r.status in CLAIMABLE}
+                if waiting:
+                    self.announce(waiting)
             if dying:
                 self._write_dead_letters(
                     [r for r in applied if r.status == JobStatus.FAILED]
@@ -332,6 +336,10 @@ class Broker:
                     r.outcome,
                 )
         return applied
+
+    def announce(self, queues: Iterable[str]) -> None:
+        """Tell idle workers that jobs of ``queues`` are ready, when the
+        caller's transaction commits. Only PostgreSQL (NOTIFY) does."""
 
     def honour_cancellations(self, records: Sequence[Record]) -> list[Record]:
         """Turn the unsuccessful runs of jobs an operator cancelled into
@@ -492,6 +500,18 @@ class Broker:
         return (
             Job.objects.using(self.using)
             .filter(status__in=CLAIMABLE)
+            .in_queues(list(queues or ()))
+            .order_by("run_at")
+            .values_list("run_at", flat=True)
+            .first()
+        )
+
+    def next_scheduled_at(self, queues: Sequence[str] | None) -> dt.datetime | None:
+        """Return when the next delayed job of ``queues`` is due (one index
+        probe of ``bgjobs_job_scheduled``), or None."""
+        return (
+            Job.objects.using(self.using)
+            .filter(status=JobStatus.SCHEDULED)
             .in_queues(list(queues or ()))
             .order_by("run_at")
             .values_list("run_at", flat=True)

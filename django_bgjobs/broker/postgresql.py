@@ -5,9 +5,10 @@ one statement: the fenced UPDATE and the INSERT of attempts share a CTE."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..conf import get_settings
 from ..status import FINISHED, JobStatus
 from .base import ATTEMPT_COLUMNS, Broker, Record, _in
 
@@ -35,6 +36,11 @@ RECORD_SQL = (
 )
 
 
+#: The LISTEN/NOTIFY channel; the payload is a queue name. NOTIFY is sent at
+#: commit, and PostgreSQL folds equal notifications of one transaction.
+CHANNEL = "bgjobs_wake"
+
+
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -42,6 +48,15 @@ def _iso(value: Any) -> str | None:
 class PostgreSQLBroker(Broker):
     skip_locked = " FOR UPDATE SKIP LOCKED"
     apply_is_one_statement = True
+
+    def announce(self, queues: Iterable[str]) -> None:
+        if not get_settings().LISTEN_NOTIFY:
+            return
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q",
+                [CHANNEL, sorted(set(queues))],
+            )
 
     def apply(self, records: Sequence[Record]) -> set[int]:
         # ensure_ascii=False: text that cannot be encoded (a lone surrogate in

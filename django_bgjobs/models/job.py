@@ -85,6 +85,12 @@ class Job(models.Model):
                 name="bgjobs_job_claimable",
                 condition=Q(status__in=CLAIMABLE),
             ),
+            # An idle worker sleeps until the next delayed job is due.
+            models.Index(
+                fields=["run_at"],
+                name="bgjobs_job_scheduled",
+                condition=Q(status=JobStatus.SCHEDULED),
+            ),
             models.Index(
                 fields=["lease_expires_at"],
                 name="bgjobs_job_running_lease",

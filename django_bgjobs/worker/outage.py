@@ -38,7 +38,7 @@ class Outage:
             "answers: %s",
             doing,
             self.worker_id,
-            str(error).strip() or type(error).__name__,
+            " ".join(str(error).split()) or type(error).__name__,
         )
 
     def succeeded(self) -> None:

@@ -26,7 +26,8 @@ from django.utils import timezone
 from .. import signals
 from ..broker import Broker, ClaimedJob, Record, get_broker
 from ..conf import get_settings
-from ..status import JobStatus
+from ..status import CLAIMABLE, JobStatus
+from ..wakeup import get_listener
 from .executor import Executor, internal_error, interrupted, refused, settle
 from .maintenance import Maintenance
 from .outage import Outage
@@ -67,8 +68,10 @@ class Recorder:
         flush_interval: float,
         on_flush: Callable[[], None] | None = None,
         outage: Outage | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.outage = outage or Outage("?")
+        self.on_ready = on_ready
         # SimpleQueue: a put costs a job thread a fraction of Queue's.
         self.inbox: queue.SimpleQueue[Record | None] = queue.SimpleQueue()
         self.flush_interval = flush_interval
@@ -127,6 +130,9 @@ class Recorder:
             _send_outcome_signals(record)
         if self.on_flush is not None:
             self.on_flush()
+        elif self.on_ready is not None and any(r.status in CLAIMABLE for r in applied):
+            # A retry or a release: claim it now, or sleep until it is due.
+            self.on_ready()
 
     def _record(self, broker: Broker, batch: list[Record]) -> list[Record]:
         """Record ``batch``, waiting out outages; return the applied records.
@@ -269,6 +275,7 @@ class WorkerProcess:
             self.conf.FLUSH_INTERVAL,
             on_flush=self.wake.set if options.burst else None,
             outage=self.outage,
+            on_ready=self.wake.set,
         )
         self.maintenance = Maintenance(
             self.worker_id,
@@ -278,6 +285,7 @@ class WorkerProcess:
             on_cancelled=self.cancel_requested,
             outage=self.outage,
         )
+        self.listener = get_listener(self.broker.using, options.queues, self.wake.set)
         self.exit_code = 0
         self.watchdog = Watchdog(
             self, options.max_jobs, options.max_memory_mb, options.report_fd
@@ -297,6 +305,7 @@ class WorkerProcess:
         self.recorder.thread.start()
         self.maintenance.start()
         self.watchdog.start()
+        self.listener.start()
         pool = JobThreads(self.options.concurrency, self._run_job)
         try:
             self._loop(pool)
@@ -350,9 +359,26 @@ class WorkerProcess:
         return jobs
 
     def _idle_wait(self, claimed: list[ClaimedJob]) -> float:
+        """Return how long the claim loop may wait for a wake-up.
+
+        Busy, it waits for a job thread to finish. Idle, it polls every
+        ``POLL_INTERVAL``, or every ``WAKE_POLL_INTERVAL`` while a wake-up
+        listener is connected, but never past the next delayed job's run time.
+        """
         if claimed or len(self.running) >= self.options.concurrency:
             return self.conf.POLL_INTERVAL
-        return self.conf.POLL_INTERVAL * (0.75 + random.random() / 2)  # noqa: S311
+        jitter = 0.75 + random.random() / 2  # noqa: S311
+        if not self.listener.connected:
+            return self.conf.POLL_INTERVAL * jitter
+        wait = self.conf.WAKE_POLL_INTERVAL * jitter
+        try:
+            due = self.broker.next_scheduled_at(self.options.queues)
+        except DatabaseError:
+            return self.conf.POLL_INTERVAL  # the next claim meets the outage
+        if due is not None:
+            until = (due - timezone.now()).total_seconds()
+            wait = min(wait, max(until, 0.0) + 0.001)
+        return wait
 
     def _database_down(self, error: Exception, failures: int) -> None:
         delay = min(0.1 * 2**failures, RETRY_MAX)
@@ -443,6 +469,7 @@ class WorkerProcess:
                 self.options.grace,
             )
             self.recorder.put(interrupted(job, now))
+        self.listener.stop()
         self.maintenance.stop()
         self.recorder.stop()
         # After the outcomes are written: a stopped worker leaves no job.

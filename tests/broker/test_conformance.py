@@ -25,7 +25,7 @@ BUDGETS = {
         "record": 1,  # one CTE: fenced UPDATE + INSERT attempts
         "record_failures": 7,  # SAVEPOINT, SELECT ... FOR UPDATE (cancelled?),
         # CTE, SELECT history, SELECT keys, INSERT dead letters, RELEASE
-        "enqueue_many": 1,  # INSERT
+        "enqueue_many": 1,  # INSERT (a trigger sends the NOTIFY)
         "enqueue_many_keyed": 4,  # SAVEPOINT, INSERT ON CONFLICT, SELECT, RELEASE
         "heartbeat": 1,  # UPDATE ... RETURNING
     },
