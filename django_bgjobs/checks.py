@@ -55,3 +55,38 @@ def check_lease(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
             id="bgjobs.W001",
         )
     ]
+
+
+@checks.register(checks.Tags.compatibility, checks.Tags.caches)
+def check_redis_cache(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Report a ``REDIS_CACHE`` that is not a django-redis cache (E003)."""
+    from django.conf import settings
+
+    from .conf import get_settings
+
+    try:
+        alias = get_settings().REDIS_CACHE
+    except ImproperlyConfigured:
+        return []  # reported as E001
+    if alias is None:
+        return []
+    cache = getattr(settings, "CACHES", {}).get(alias)
+    if cache is None:
+        problem = f"names the cache {alias!r}, which is not in CACHES"
+    elif not str(cache.get("BACKEND", "")).startswith("django_redis."):
+        problem = (
+            f"names the cache {alias!r}, whose BACKEND {cache.get('BACKEND')!r} "
+            "is not django-redis"
+        )
+    else:
+        return []
+    return [
+        checks.Error(
+            f"BGJOBS['REDIS_CACHE'] {problem}.",
+            hint='Use a cache with "BACKEND": "django_redis.cache.RedisCache", '
+            "or remove REDIS_CACHE.",
+            id="bgjobs.E003",
+        )
+    ]

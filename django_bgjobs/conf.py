@@ -37,6 +37,7 @@ class Settings:
     HEARTBEAT_SECONDS: float = 10.0
     POLL_INTERVAL: float = 0.25
     LISTEN_NOTIFY: bool = True
+    REDIS_CACHE: str | None = None
     WAKE_POLL_INTERVAL: float = 1.0
     CLAIM_BATCH_MAX: int = 100
     FLUSH_INTERVAL: float = 0.005
@@ -60,6 +61,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "HEARTBEAT_SECONDS": _NUMBER,
     "POLL_INTERVAL": _NUMBER,
     "LISTEN_NOTIFY": (bool,),
+    "REDIS_CACHE": (str, type(None)),
     "WAKE_POLL_INTERVAL": _NUMBER,
     "CLAIM_BATCH_MAX": (int,),
     "FLUSH_INTERVAL": _NUMBER,

@@ -22,6 +22,7 @@ from .models import Job
 from .payload import check_arguments
 from .signals import job_enqueued
 from .status import FINISHED, JobStatus
+from .wakeup import announce_on_commit
 
 if TYPE_CHECKING:
     from .decorators import JobOptions, JobSpec
@@ -148,8 +149,10 @@ def build_job(
 
 
 def _announce(jobs: list[Job], using: str) -> None:
-    # Idle workers hear of new jobs from the database itself: on PostgreSQL a
-    # trigger sends NOTIFY at commit (migration 0005).
+    # Idle workers hear of new jobs from the database itself (on PostgreSQL a
+    # trigger sends NOTIFY at commit, migration 0005) and, with REDIS_CACHE,
+    # from a Redis publish once the transaction commits.
+    announce_on_commit({job.queue for job in jobs}, using)
     if not job_enqueued.has_listeners():
         return
 

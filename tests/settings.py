@@ -74,6 +74,19 @@ if django.VERSION >= (6, 1):
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 else:
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# A Redis cache for the tests that turn REDIS_CACHE on. Pub/sub channels are
+# global to a Redis server: a prefix per test session (inherited by worker
+# subprocesses through the environment) keeps parallel runs apart.
+os.environ.setdefault("BGJOBS_TEST_REDIS_PREFIX", f"tests{os.getpid()}")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "bgjobs": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "KEY_PREFIX": os.environ["BGJOBS_TEST_REDIS_PREFIX"],
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 5},
+    },
+}
 BGJOBS = {"POLL_INTERVAL": 0.05, "BACKOFF_JITTER": False}
 # Worker subprocesses started by tests take per-test settings from here.
 BGJOBS.update(json.loads(os.environ.get("BGJOBS_OVERRIDES", "{}")))

@@ -442,13 +442,19 @@ class Broker:
 
     def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> Heartbeat:
         """Extend the lease of every job ``worker`` runs, and read which of
-        them an operator cancelled; one statement."""
+        them an operator cancelled; one statement.
+
+        On PostgreSQL the rows are locked with SKIP LOCKED: a row the
+        recorder holds is being finished and needs no renewal, and waiting
+        for it could deadlock with the recorder, which locks rows in another
+        order. A skipped row is renewed at the next beat.
+        """
         until = now + dt.timedelta(seconds=lease)
         with self.connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE bgjobs_job SET lease_expires_at = %s "
-                "WHERE worker = %s AND status = %s "
-                "RETURNING id, cancel_requested_at",
+                "UPDATE bgjobs_job SET lease_expires_at = %s WHERE id IN ("
+                "SELECT id FROM bgjobs_job WHERE worker = %s AND status = %s"
+                f"{self.skip_locked}) RETURNING id, cancel_requested_at",
                 [self.adapt(until), worker, JobStatus.RUNNING],
             )
             rows = cursor.fetchall()

@@ -25,3 +25,23 @@ class Listener:
 
 class Polling(Listener):
     """No wake-ups: the worker polls every ``POLL_INTERVAL``."""
+
+
+class Listeners(Listener):
+    """Several listeners as one: connected while any of them is."""
+
+    def __init__(self, listeners: list[Listener]) -> None:
+        self.listeners = listeners
+        self.name = " + ".join(listener.name for listener in listeners)
+
+    def start(self) -> None:
+        for listener in self.listeners:
+            listener.start()
+
+    def stop(self) -> None:
+        for listener in self.listeners:
+            listener.stop()
+
+    @property
+    def connected(self) -> bool:
+        return any(listener.connected for listener in self.listeners)

@@ -27,7 +27,7 @@ from .. import signals
 from ..broker import Broker, ClaimedJob, Record, get_broker
 from ..conf import get_settings
 from ..status import CLAIMABLE, JobStatus
-from ..wakeup import get_listener
+from ..wakeup import announce, get_listener
 from .executor import Executor, internal_error, interrupted, refused, settle
 from .maintenance import Maintenance
 from .outage import Outage
@@ -130,9 +130,14 @@ class Recorder:
             _send_outcome_signals(record)
         if self.on_flush is not None:
             self.on_flush()
-        elif self.on_ready is not None and any(r.status in CLAIMABLE for r in applied):
+        waiting = {r.job.queue for r in applied if r.status in CLAIMABLE}
+        if waiting:
             # A retry or a release: claim it now, or sleep until it is due.
-            self.on_ready()
+            # Other workers hear of it through Redis, if configured
+            # (PostgreSQL's NOTIFY went with the record).
+            if self.on_ready is not None:
+                self.on_ready()
+            announce(waiting)
 
     def _record(self, broker: Broker, batch: list[Record]) -> list[Record]:
         """Record ``batch``, waiting out outages; return the applied records.
