@@ -3,17 +3,20 @@
 from .context import JobContext, current_job
 from .decorators import JobSpec, background
 from .exceptions import (
+    CircuitOpen,
     InvalidJob,
     InvalidPayload,
     JobCancelled,
     JobDoesNotExist,
     PayloadTooLarge,
     Permanent,
+    Snooze,
     TaskNotRegistered,
 )
 from .status import JobStatus
 
 __all__ = [
+    "CircuitOpen",
     "InvalidJob",
     "InvalidPayload",
     "JobCancelled",
@@ -23,6 +26,7 @@ __all__ = [
     "JobStatus",
     "PayloadTooLarge",
     "Permanent",
+    "Snooze",
     "TaskNotRegistered",
     "background",
     "current_job",

@@ -51,6 +51,28 @@ class Permanent(BgJobsException):
     """
 
 
+class Snooze(BgJobsException):
+    """Raise from a job to run it again after ``seconds``, without charging
+    an attempt: the dependency it needs is busy or down, not the job wrong.
+
+    The run is recorded with the outcome ``snoozed``; the job goes back to
+    ``scheduled`` (or ``ready`` for 0 seconds). The retry policy does not
+    apply, and ``attempts`` does not limit how often a job snoozes.
+    """
+
+    def __init__(self, seconds: float, reason: str = "") -> None:
+        if not seconds >= 0:
+            raise ValueError(f"Snooze needs seconds >= 0, got {seconds!r}.")
+        self.seconds = float(seconds)
+        self.reason = reason
+        super().__init__(reason or f"snoozed for {self.seconds:g} s")
+
+
+class CircuitOpen(Snooze):
+    """Raised by a ``CircuitBreaker`` whose circuit is open: inside a job it
+    snoozes the job until the circuit may be tried again."""
+
+
 class JobCancelled(BgJobsException):
     """Raised by ``JobContext.raise_if_cancelled()`` once an operator has
     cancelled the running job; the job ends ``cancelled``, is not retried

@@ -27,6 +27,7 @@ class AttemptOutcome(models.TextChoices):
     INTERRUPTED = "interrupted", "Interrupted (not charged)"
     LOST = "lost", "Worker lost"
     CANCELLED = "cancelled", "Cancelled while running"
+    SNOOZED = "snoozed", "Snoozed (not charged)"
 
 
 #: Statuses from which a worker may claim a job (when ``run_at`` has passed).

@@ -7,6 +7,7 @@ import threading
 import time
 
 from django_bgjobs import Permanent, background, current_job
+from django_bgjobs.circuit import CircuitBreaker
 
 from .models import Execution
 
@@ -181,6 +182,22 @@ def describes_itself():
     """Return what ``current_job()`` says about this run."""
     job = current_job()
     return [job.id, job.task, job.queue, job.attempt, job.is_cancelled()]
+
+
+PAYMENTS = CircuitBreaker("tests-payments", failures=2, window=60, cooldown=1)
+#: The Execution token that marks the payments API as up.
+PAYMENTS_UP = "payments-up"
+
+
+@background(attempts=1)
+def calls_payments(token):
+    """Call a payments API through a circuit breaker; the API is up once an
+    Execution row "payments-up" exists."""
+    with PAYMENTS:
+        if not Execution.objects.filter(token=PAYMENTS_UP).exists():
+            raise ConnectionError("payments API down")
+    Execution.objects.create(token=token)
+    return token
 
 
 # The chaos suite's jobs live in their own module; importing it here registers

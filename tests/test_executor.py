@@ -323,3 +323,18 @@ def test_job_cancelled_ends_the_job_cancelled_without_retry(run):
     assert record.error == f"JobCancelled: job {job.id} was cancelled by an operator"
     assert (record.run_at, record.reason) == (None, "")
     assert can_transition(JobStatus.RUNNING, record.status)
+
+
+def test_snooze_reschedules_without_charging_or_retry_policy():
+    from django_bgjobs import Snooze
+
+    job = claimed(always_fails, attempt=3, max_attempts=3)
+    record = settle(job, failed_with(Snooze(30, "rate limited")))
+    assert (record.status, record.outcome) == (
+        JobStatus.SCHEDULED,
+        AttemptOutcome.SNOOZED,
+    )
+    assert record.run_at == NOW + dt.timedelta(seconds=30)
+    assert record.uncharge == 1
+    assert record.error == "django_bgjobs.exceptions.Snooze: rate limited"
+    assert settle(job, failed_with(Snooze(0))).status == JobStatus.READY

@@ -2,8 +2,9 @@
 
 from django.contrib import admin
 
-from ..models import Attempt, DeadLetter, Job, Worker
+from ..models import Attempt, Circuit, DeadLetter, Job, Worker
 from .attempts import AttemptAdmin
+from .circuits import CircuitAdmin
 from .dead_letters import DeadLetterAdmin
 from .jobs import JobAdmin
 from .workers import WorkerAdmin
@@ -12,3 +13,4 @@ admin.site.register(Job, JobAdmin)
 admin.site.register(DeadLetter, DeadLetterAdmin)
 admin.site.register(Attempt, AttemptAdmin)
 admin.site.register(Worker, WorkerAdmin)
+admin.site.register(Circuit, CircuitAdmin)

@@ -36,6 +36,8 @@ OUTCOME_COLOURS: dict[str, str] = {
     AttemptOutcome.TIMED_OUT: "#b35900",
     AttemptOutcome.INTERRUPTED: "#5c6f82",
     AttemptOutcome.LOST: "#7048b6",
+    AttemptOutcome.CANCELLED: "#6e7781",
+    AttemptOutcome.SNOOZED: "#0969da",
 }
 BADGE_STYLE = (
     "display:inline-block;padding:2px 9px;border-radius:10px;color:#fff;"
@@ -53,7 +55,11 @@ TABLE_STYLE = "width:100%;border:1px solid var(--hairline-color,#e8e8e8)"
 
 
 #: Shorter labels than the choices' where the badge would crowd a table.
-SHORT_OUTCOME_LABELS: dict[str, str] = {AttemptOutcome.INTERRUPTED: "Interrupted"}
+SHORT_OUTCOME_LABELS: dict[str, str] = {
+    AttemptOutcome.INTERRUPTED: "Interrupted",
+    AttemptOutcome.CANCELLED: "Cancelled",
+    AttemptOutcome.SNOOZED: "Snoozed",
+}
 
 
 def badge(label: str, colour: str, title: str = "") -> SafeString:

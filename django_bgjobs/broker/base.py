@@ -95,7 +95,7 @@ class Record:
 
     @property
     def uncharge(self) -> int:
-        return int(self.outcome == AttemptOutcome.INTERRUPTED)
+        return int(self.outcome in UNCHARGED_OUTCOMES)
 
     @property
     def expires_at(self) -> dt.datetime | None:
@@ -121,6 +121,8 @@ class Record:
         )
 
 
+#: Outcomes of runs that do not count against ``max_attempts``.
+UNCHARGED_OUTCOMES = (AttemptOutcome.INTERRUPTED, AttemptOutcome.SNOOZED)
 #: The error class recorded for a run cancelled by an operator.
 CANCELLED_ERROR = "JobCancelled"
 

@@ -1,8 +1,11 @@
+from .circuit import Circuit, CircuitState
 from .job import Attempt, DeadLetter, Job, JobQuerySet
 from .worker import Lease, Worker, WorkerStatus
 
 __all__ = [
     "Attempt",
+    "Circuit",
+    "CircuitState",
     "DeadLetter",
     "Job",
     "JobQuerySet",

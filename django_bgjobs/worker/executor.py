@@ -20,7 +20,13 @@ from .. import registry
 from ..broker import Broker, ClaimedJob, Record
 from ..broker.base import CANCELLED_ERROR
 from ..context import JobContext, running
-from ..exceptions import InvalidPayload, JobCancelled, Permanent, TaskNotRegistered
+from ..exceptions import (
+    InvalidPayload,
+    JobCancelled,
+    Permanent,
+    Snooze,
+    TaskNotRegistered,
+)
 from ..payload import check_result
 from ..status import AttemptOutcome, JobStatus
 
@@ -142,6 +148,17 @@ def settle(job: ClaimedJob, outcome: Outcome) -> Record:
         )
     error = outcome.error
     assert error is not None  # noqa: S101  (ok is False)
+    if isinstance(error, Snooze):
+        wake_at = now + dt.timedelta(seconds=error.seconds)
+        return Record(
+            job=job,
+            status=JobStatus.SCHEDULED if wake_at > now else JobStatus.READY,
+            outcome=AttemptOutcome.SNOOZED,
+            finished_at=now,
+            run_at=wake_at,
+            error_class=error_class(error),
+            error_message=clean_text(str(error)),
+        )
     if isinstance(error, JobCancelled):
         return Record(
             job=job,

@@ -26,7 +26,7 @@ from django.utils import timezone
 from .. import signals
 from ..broker import Broker, ClaimedJob, Record, get_broker
 from ..conf import get_settings
-from ..status import CLAIMABLE, JobStatus
+from ..status import CLAIMABLE, AttemptOutcome, JobStatus
 from ..wakeup import announce, get_listener
 from .executor import Executor, internal_error, interrupted, refused, settle
 from .maintenance import Maintenance
@@ -198,7 +198,7 @@ def _log_finish(record: Record) -> None:
 
 
 def _send_outcome_signals(record: Record) -> None:
-    if record.status == JobStatus.CANCELLED:
+    if record.status == JobStatus.CANCELLED or record.outcome == AttemptOutcome.SNOOZED:
         return
     job = record.job
     common = {"job_id": job.id, "queue": job.queue, "attempt": job.attempt}
