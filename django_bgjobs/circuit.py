@@ -172,14 +172,7 @@ class CircuitBreaker:
         closed = (
             self._rows()
             .filter(name=self.name, state=CircuitState.HALF_OPEN)
-            .update(
-                state=CircuitState.CLOSED,
-                failures=0,
-                window_started_at=None,
-                opened_at=None,
-                probe_started_at=None,
-                updated_at=now,
-            )
+            .update(**{**Circuit.closed_fields(), "updated_at": now})
         )
         if closed:
             logger.warning("circuit %s closed: its probe succeeded", self.name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
@@ -33,3 +35,15 @@ class Circuit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.state})"
+
+    @staticmethod
+    def closed_fields() -> dict[str, Any]:
+        """Return the column values of a circuit closed now."""
+        return {
+            "state": CircuitState.CLOSED,
+            "failures": 0,
+            "window_started_at": None,
+            "opened_at": None,
+            "probe_started_at": None,
+            "updated_at": timezone.now(),
+        }

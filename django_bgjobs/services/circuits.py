@@ -6,7 +6,6 @@ from collections.abc import Iterable
 
 from django.db import router
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from ..models import Circuit, CircuitState
 from .operations import ActionResult
@@ -23,13 +22,6 @@ def close_circuits(selection: QuerySet[Circuit] | Iterable[str]) -> ActionResult
         Circuit.objects.using(router.db_for_write(Circuit))
         .filter(name__in=names)
         .exclude(state=CircuitState.CLOSED, failures=0)
-        .update(
-            state=CircuitState.CLOSED,
-            failures=0,
-            window_started_at=None,
-            opened_at=None,
-            probe_started_at=None,
-            updated_at=timezone.now(),
-        )
+        .update(**Circuit.closed_fields())
     )
     return ActionResult(changed=changed, skipped=len(names) - changed)

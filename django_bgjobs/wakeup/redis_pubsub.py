@@ -10,12 +10,11 @@ publisher skips it (``RedisGuard``) and the workers poll.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..redis_guard import RedisGuard, channel, client
-from .base import Listener
+from .base import ThreadListener
 
 logger = logging.getLogger("django_bgjobs.worker")
 
@@ -38,8 +37,9 @@ def publish(alias: str, queues: Iterable[str]) -> None:
     _publisher.call(send, None)
 
 
-class RedisListener(Listener):
+class RedisListener(ThreadListener):
     name = "Redis"
+    thread_name = "bgjobs-redis-listener"
 
     def __init__(
         self,
@@ -47,61 +47,35 @@ class RedisListener(Listener):
         queues: Sequence[str] | None,
         on_wake: Callable[[], None],
     ) -> None:
-        self.alias = alias
-        self.queues = frozenset(queues) if queues else None
-        self.on_wake = on_wake
-        self.guard = RedisGuard("the wake-up listener")
-        self.done = threading.Event()
-        self.listening = threading.Event()
-        self.pubsub: Any = None
-        self.thread = threading.Thread(
-            target=self._loop, name="bgjobs-redis-listener", daemon=True
-        )
-
-    @property
-    def connected(self) -> bool:
-        return self.listening.is_set()
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.done.set()
-        self.thread.join(timeout=5)
-
-    def _loop(self) -> None:
         from redis.exceptions import RedisError
 
-        delay = 0.1
-        while not self.done.is_set():
-            try:
-                self._listen()
-            except (RedisError, OSError) as error:
-                self.listening.clear()
-                self.guard.failed(error)
-                self._close()
-                self.done.wait(delay)
-                delay = min(delay * 2, 5.0)
-        self._close()
+        super().__init__(queues, on_wake)
+        self.errors = (RedisError, OSError)
+        self.alias = alias
+        self.guard = RedisGuard("the wake-up listener")
+        self.pubsub: Any = None
 
-    def _listen(self) -> None:
+    def listen(self) -> None:
         self.pubsub = client(self.alias).pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(channel(self.alias, "wake"))
         # The subscription is confirmed by the first read.
         self.pubsub.get_message(timeout=1.0)
-        self.guard.succeeded()
-        self.listening.set()
-        self.on_wake()  # jobs may have become ready while nobody listened
+        self.subscribed()
         while not self.done.is_set():
             message = self.pubsub.get_message(timeout=1.0)
             if message is None or message.get("type") != "message":
                 continue
             data = message["data"]
-            queue = data.decode() if isinstance(data, bytes) else str(data)
-            if self.queues is None or queue in self.queues:
+            if self.wants(data.decode() if isinstance(data, bytes) else str(data)):
                 self.on_wake()
 
-    def _close(self) -> None:
+    def lost(self, error: BaseException) -> None:
+        self.guard.failed(error)
+
+    def back(self) -> None:
+        self.guard.succeeded()
+
+    def close(self) -> None:
         pubsub, self.pubsub = self.pubsub, None
         if pubsub is None:
             return
