@@ -26,14 +26,21 @@ def pytest_sessionstart(session):
         _require_redis()
 
 
-def _require_redis():
+def _redis_error():
+    """Return why Redis at REDIS_URL does not answer, or None if it does."""
     import redis
 
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
-        pytest.exit(f"CI=true but Redis at {url} is unreachable: {error}", returncode=3)
+        return f"Redis at {url} is unreachable: {error}"
+    return None
+
+
+def _require_redis():
+    if (error := _redis_error()) is not None:
+        pytest.exit(f"CI=true but {error}", returncode=3)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -41,9 +48,14 @@ def pytest_collection_modifyitems(config, items):
 
     engine = settings.DATABASES["default"]["ENGINE"]
     vendor = "postgresql" if "postgresql" in engine else "sqlite"
+    no_redis = None
+    if not IN_CI and any("redis" in item.keywords for item in items):
+        no_redis = _redis_error()
     for item in items:
         if "postgresql" in item.keywords and vendor != "postgresql":
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)"))
+        if "redis" in item.keywords and no_redis:
+            item.add_marker(pytest.mark.skip(reason=no_redis))
 
 
 @pytest.fixture
