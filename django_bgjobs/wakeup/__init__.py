@@ -89,4 +89,5 @@ def announce_on_commit(queues: Iterable[str], using: str) -> None:
             if isinstance(callback, _Announcement) and sids == current:
                 callback.queues.update(queues)
                 return
-    transaction.on_commit(_Announcement(set(queues)), using=using)
+    # robust: a failure after the commit is logged, never raised at the caller.
+    transaction.on_commit(_Announcement(set(queues)), using=using, robust=True)
