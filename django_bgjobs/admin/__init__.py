@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 
-from ..models import Attempt, Circuit, DeadLetter, Job, Worker
+from ..models import Attempt, Circuit, DeadLetter, Job, QueueState, Worker
 from .attempts import AttemptAdmin
 from .circuits import CircuitAdmin
 from .dead_letters import DeadLetterAdmin
 from .jobs import JobAdmin
+from .queues import QueueStateAdmin
 from .workers import WorkerAdmin
 
 admin.site.register(Job, JobAdmin)
@@ -14,3 +15,4 @@ admin.site.register(DeadLetter, DeadLetterAdmin)
 admin.site.register(Attempt, AttemptAdmin)
 admin.site.register(Worker, WorkerAdmin)
 admin.site.register(Circuit, CircuitAdmin)
+admin.site.register(QueueState, QueueStateAdmin)

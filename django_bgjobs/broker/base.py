@@ -20,13 +20,19 @@ from typing import Any
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 
-from ..models import Attempt, DeadLetter, Job, Lease, Worker
+from ..models import Attempt, DeadLetter, Job, JobQuerySet, Lease, QueueState, Worker
 from ..status import CLAIMABLE, FINISHED, AttemptOutcome, JobStatus
 
 logger = logging.getLogger(__name__)
 
 # The same statuses, in the same order, as the condition of the partial index.
 CLAIMABLE_SQL = "(" + ", ".join(f"'{status}'" for status in CLAIMABLE) + ")"
+#: The claim's filter on paused queues: read in the claim statement itself, so
+#: a pause holds at every worker's next claim. ``name`` is a primary key (never
+#: NULL), so NOT IN cannot turn unknown.
+NOT_PAUSED_SQL = (
+    "AND queue NOT IN (SELECT name FROM bgjobs_queue WHERE paused_at IS NOT NULL)"
+)
 CLAIM_COLUMNS = (
     "id, task, queue, priority, args, kwargs, attempt, uncharged, max_attempts, "
     "timeout, result_ttl"
@@ -153,6 +159,12 @@ def _in(values: Sequence[Any]) -> str:
     return "(" + ", ".join(["%s"] * len(values)) + ")"
 
 
+def _unpaused(jobs: JobQuerySet) -> JobQuerySet:
+    """Return ``jobs`` without the jobs of paused queues."""
+    paused = QueueState.objects.using(jobs.db).filter(paused_at__isnull=False)
+    return jobs.exclude(queue__in=paused.values("name"))
+
+
 class Broker:
     """Job transitions on one database alias. Subclasses hold vendor SQL."""
 
@@ -191,6 +203,7 @@ class Broker:
             "started_at = %s, lease_expires_at = %s, worker = %s "
             "WHERE id IN (SELECT id FROM bgjobs_job "
             f"WHERE status IN {CLAIMABLE_SQL} AND run_at <= %s {queue_filter} "
+            f"{NOT_PAUSED_SQL} "
             f"ORDER BY priority DESC, run_at, id LIMIT %s{self.skip_locked}) "
             f"RETURNING {CLAIM_COLUMNS}"
         )
@@ -504,10 +517,10 @@ class Broker:
         return len(ids)
 
     def next_run_at(self, queues: Sequence[str] | None) -> dt.datetime | None:
-        """Return the earliest ``run_at`` of a claimable job in ``queues``."""
+        """Return the earliest ``run_at`` of a claimable job in ``queues``,
+        leaving out paused queues (burst mode does not wait for them)."""
         return (
-            Job.objects.using(self.using)
-            .filter(status__in=CLAIMABLE)
+            _unpaused(Job.objects.using(self.using).filter(status__in=CLAIMABLE))
             .in_queues(list(queues or ()))
             .order_by("run_at")
             .values_list("run_at", flat=True)
@@ -515,11 +528,11 @@ class Broker:
         )
 
     def next_scheduled_at(self, queues: Sequence[str] | None) -> dt.datetime | None:
-        """Return when the next delayed job of ``queues`` is due (one index
-        probe of ``bgjobs_job_scheduled``), or None."""
+        """Return when the next delayed job of ``queues`` is due (one probe
+        of ``bgjobs_job_scheduled``), or None; paused queues are left out,
+        or their overdue jobs would wake an idle worker again and again."""
         return (
-            Job.objects.using(self.using)
-            .filter(status=JobStatus.SCHEDULED)
+            _unpaused(Job.objects.using(self.using).filter(status=JobStatus.SCHEDULED))
             .in_queues(list(queues or ()))
             .order_by("run_at")
             .values_list("run_at", flat=True)
@@ -527,9 +540,10 @@ class Broker:
         )
 
     def has_running(self, queues: Sequence[str] | None) -> bool:
+        """Return True if a job of ``queues`` runs on any worker; jobs of
+        paused queues do not count (a retry of theirs would not be claimed)."""
         return (
-            Job.objects.using(self.using)
-            .filter(status=JobStatus.RUNNING)
+            _unpaused(Job.objects.using(self.using).filter(status=JobStatus.RUNNING))
             .in_queues(list(queues or ()))
             .exists()
         )

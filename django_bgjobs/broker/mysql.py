@@ -20,6 +20,7 @@ from ..models import Job
 from ..status import CLAIMABLE, FINISHED, JobStatus
 from .base import (
     CLAIM_COLUMNS,
+    NOT_PAUSED_SQL,
     Broker,
     ClaimedJob,
     Heartbeat,
@@ -56,7 +57,7 @@ class MySQLBroker(Broker):
         queue_filter = f"AND queue IN {_in(queues)}" if queues else ""
         branch = (
             f"(SELECT {CLAIM_COLUMNS}, run_at AS due FROM bgjobs_job "
-            f"WHERE status = %s AND run_at <= %s {queue_filter} "
+            f"WHERE status = %s AND run_at <= %s {queue_filter} {NOT_PAUSED_SQL} "
             "ORDER BY priority DESC, run_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
         )
         branches = " UNION ALL ".join([branch] * len(CLAIMABLE))

@@ -1,5 +1,6 @@
 from .circuit import Circuit, CircuitState
 from .job import Attempt, DeadLetter, Job, JobQuerySet
+from .queue import QueueState
 from .worker import Lease, Worker, WorkerStatus
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Job",
     "JobQuerySet",
     "Lease",
+    "QueueState",
     "Worker",
     "WorkerStatus",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.db.models import (
     CharField,
     Count,
     IntegerField,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -21,8 +23,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..conf import get_settings
-from ..models import Attempt, DeadLetter, Job, Worker, WorkerStatus
-from ..status import JobStatus
+from ..models import Attempt, DeadLetter, Job, QueueState, Worker, WorkerStatus
+from ..status import CLAIMABLE, FINISHED, JobStatus
 
 
 def counts_by_queue() -> dict[str, dict[str, int]]:
@@ -117,3 +119,55 @@ def workers(now: dt.datetime | None = None) -> QuerySet[Worker]:
         status=status,
         running_jobs=Coalesce(Subquery(running, output_field=IntegerField()), Value(0)),
     )
+
+
+@dataclasses.dataclass
+class QueueOverview:
+    """One queue as the admin and the ``bgjobs queues`` command show it."""
+
+    name: str
+    paused_at: dt.datetime | None = None
+    paused_by: str = ""
+    #: Jobs per status; every ``JobStatus`` value is a key.
+    counts: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(JobStatus.values, 0)
+    )
+    #: Seconds the longest-waiting due job has waited (from its ``run_at``),
+    #: or None when no job is due.
+    oldest_ready_age: float | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts[status] for status in FINISHED)
+
+
+def queue_overview(now: dt.datetime | None = None) -> list[QueueOverview]:
+    """Return every queue that has jobs or a state row, sorted by name, with
+    its paused state, its job counts by status and the age of its oldest
+    due job. Three queries whatever the number of queues: counts (on the
+    ``(queue, status)`` index), oldest due job (on the claimable index), and
+    the state rows."""
+    now = now or timezone.now()
+    queues: dict[str, QueueOverview] = {}
+
+    def of(name: str) -> QueueOverview:
+        return queues.setdefault(name, QueueOverview(name))
+
+    counts = Job.objects.values("queue", "status").annotate(n=Count("id"))
+    for row in counts.order_by():
+        of(row["queue"]).counts[row["status"]] = row["n"]
+    oldest = (
+        Job.objects.filter(status__in=CLAIMABLE, run_at__lte=now)
+        .values("queue")
+        .annotate(first=Min("run_at"))
+    )
+    for queue, first in oldest.order_by().values_list("queue", "first"):
+        of(queue).oldest_ready_age = (now - first).total_seconds()
+    for state in QueueState.objects.all():
+        overview = of(state.name)
+        overview.paused_at, overview.paused_by = state.paused_at, state.paused_by
+    return [queues[name] for name in sorted(queues)]

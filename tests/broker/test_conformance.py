@@ -758,3 +758,77 @@ def test_enqueue_in_committed_transaction_is_announced_on_commit(enqueued):
 
     assert enqueued == [(add.name, handle.id, "mail")]
     assert _visible_to_other_connection(handle.id) is True
+
+
+# -- paused queues --
+
+
+def pause(*names):
+    from django_bgjobs.models import QueueState
+
+    for name in names:
+        QueueState.objects.update_or_create(
+            name=name, defaults={"paused_at": timezone.now()}
+        )
+
+
+@pytest.mark.django_db
+def test_claim_skips_due_jobs_of_paused_queues_and_takes_the_others(broker):
+    paused_ready = make_job(queue="reports", priority=100)
+    paused_retry = make_job(queue="reports", status=JobStatus.SCHEDULED)
+    other = make_job(queue="default")
+    pause("reports")
+
+    claimed = claim_all(broker)
+    named = claim_all(broker, queues=["reports"])
+
+    assert [job.id for job in claimed] == [other.id]
+    assert named == []
+    statuses = dict(Job.objects.values_list("id", "status"))
+    assert statuses[paused_ready.id] == JobStatus.READY
+    assert statuses[paused_retry.id] == JobStatus.SCHEDULED
+
+
+@pytest.mark.django_db
+def test_a_resumed_queue_is_claimable_again(broker):
+    from django_bgjobs.models import QueueState
+
+    job = make_job(queue="reports")
+    pause("reports")
+    assert claim_all(broker) == []
+
+    QueueState.objects.filter(name="reports").update(paused_at=None)
+
+    assert [claimed.id for claimed in claim_all(broker)] == [job.id]
+
+
+@pytest.mark.django_db
+def test_claim_with_a_paused_queue_keeps_its_query_budget(
+    broker, budget, django_assert_num_queries
+):
+    noop.enqueue_many([((), {})] * 5)
+    noop.using(queue="paused").enqueue_many([((), {})] * 5)
+    pause("paused")
+
+    with django_assert_num_queries(budget["claim"]):
+        claimed = claim_all(broker, limit=50)
+
+    assert {job.queue for job in claimed} == {"default"}
+    assert len(claimed) == 5
+
+
+@pytest.mark.django_db
+def test_paused_queues_are_no_work_for_next_run_at_and_has_running(broker):
+    now = timezone.now()
+    make_job(queue="a", status=JobStatus.SCHEDULED, run_at=now - dt.timedelta(hours=1))
+    make_job(queue="a", status=JobStatus.RUNNING)
+    later = now + dt.timedelta(seconds=50)
+    make_job(queue="b", status=JobStatus.SCHEDULED, run_at=later)
+    pause("a", "c")
+
+    assert broker.next_run_at(None) == later
+    assert broker.next_run_at(["a"]) is None
+    assert broker.next_scheduled_at(None) == later
+    assert broker.next_scheduled_at(["a"]) is None
+    assert broker.has_running(["a"]) is False
+    assert broker.has_running(None) is False

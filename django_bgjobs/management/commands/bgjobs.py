@@ -1,0 +1,93 @@
+"""``manage.py bgjobs``: pause and resume queues, and list them, through
+``services`` (the same operations as the admin's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+#: The exit status for a bad queue name (as argparse uses for bad usage).
+EXIT_USAGE = 2
+COLUMNS = (
+    ("QUEUE", None),
+    ("STATE", None),
+    ("SCHEDULED", "scheduled"),
+    ("READY", "ready"),
+    ("WAITING", "waiting_children"),
+    ("RUNNING", "running"),
+    ("SUCCEEDED", "succeeded"),
+    ("FAILED", "failed"),
+    ("CANCELLED", "cancelled"),
+    ("OLDEST DUE", None),
+)
+
+
+class Command(BaseCommand):
+    help = "Pause, resume or list job queues, across all workers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(
+            dest="subcommand", required=True, metavar="{pause,resume,queues}"
+        )
+        pause = commands.add_parser(
+            "pause", help="Stop every worker from claiming jobs of QUEUE."
+        )
+        pause.add_argument("queue", nargs="+", metavar="QUEUE")
+        pause.add_argument(
+            "--by",
+            default="",
+            metavar="TEXT",
+            help="Who pauses, shown with the paused state.",
+        )
+        resume = commands.add_parser("resume", help="Let workers claim again.")
+        resume.add_argument("queue", nargs="+", metavar="QUEUE")
+        commands.add_parser("queues", help="List queues, their state and job counts.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from django_bgjobs.exceptions import InvalidJob
+        from django_bgjobs.services.queries import queue_overview
+        from django_bgjobs.services.queues import pause_queues, resume_queues
+
+        subcommand = options["subcommand"]
+        if subcommand == "queues":
+            self.stdout.write(table(queue_overview()))
+            return
+        names = options["queue"]
+        try:
+            if subcommand == "pause":
+                result = pause_queues(names, by=options["by"])
+            else:
+                result = resume_queues(names)
+        except InvalidJob as error:
+            raise CommandError(str(error), returncode=EXIT_USAGE) from error
+        done = "paused" if subcommand == "pause" else "resumed"
+        already = "already paused" if subcommand == "pause" else "not paused"
+        self.stdout.write(
+            f"{result.changed} queue(s) {done}, {result.skipped} {already}: "
+            + ", ".join(names)
+        )
+
+
+def table(queues: list[Any]) -> str:
+    """Return the overview as a plain text table, one queue per line."""
+    if not queues:
+        return "No queue has jobs or a paused state."
+    rows = [[title for title, _ in COLUMNS]]
+    for queue in queues:
+        age = queue.oldest_ready_age
+        rows.append(
+            [
+                queue.name,
+                "paused" if queue.paused else "running",
+                *(str(queue.counts[status]) for _, status in COLUMNS[2:-1]),
+                "-" if age is None else f"{age:.1f}s",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in rows
+    )
