@@ -2,8 +2,6 @@
 per queue and in bulk, through the real admin views."""
 
 import pytest
-from django.contrib.auth.models import Permission, User
-from django.test import Client
 
 from django_bgjobs.models import QueueState
 from django_bgjobs.status import JobStatus
@@ -11,12 +9,11 @@ from tests.admin.test_admin import (
     XSS,
     admin_user,  # noqa: F401 (the fixture behind admin_client)
     make_job,
+    staff_client,
     url,
 )
 
 pytestmark = pytest.mark.django_db
-
-PAGE = url("queuestate_changelist") if False else None  # resolved per test
 
 
 def page():
@@ -35,16 +32,6 @@ def messages_after(client, data):
     response = client.post(page(), data, follow=True)
     assert response.redirect_chain == [(page(), 302)]
     return [str(m) for m in response.context["messages"]]
-
-
-def staff_client(*codenames):
-    user = User(username="ops", is_staff=True)
-    user.set_unusable_password()
-    user.save()
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_page_lists_queues_with_and_without_state_rows(admin_client):
