@@ -11,10 +11,11 @@ does not wait for a connect timeout on every enqueue while Redis is down.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from .outages import OutageTracker, describe
 
 logger = logging.getLogger("django_bgjobs.redis")
 
@@ -52,20 +53,24 @@ class RedisGuard:
 
     def __init__(self, purpose: str) -> None:
         self.purpose = purpose
-        self.lock = threading.Lock()
-        self.down_since: float | None = None
+        self.tracker = OutageTracker()
         self.skip_until = 0.0
 
     @property
     def down(self) -> bool:
-        return self.down_since is not None
+        return self.tracker.down
+
+    def reset(self) -> None:
+        """Forget any outage (for tests)."""
+        self.tracker = OutageTracker()
+        self.skip_until = 0.0
 
     def call(self, action: Callable[[], T], fallback: T) -> T:
         """Return ``action()``, or ``fallback`` if Redis fails or was failing
         less than ``RETRY_AFTER`` seconds ago."""
         from redis.exceptions import RedisError
 
-        if self.down_since is not None and time.monotonic() < self.skip_until:
+        if self.tracker.down and time.monotonic() < self.skip_until:
             return fallback
         try:
             value = action()
@@ -77,27 +82,18 @@ class RedisGuard:
 
     def failed(self, error: BaseException) -> None:
         """Note a failed call; log it if Redis was up until now."""
-        now = time.monotonic()
-        with self.lock:
-            self.skip_until = now + RETRY_AFTER
-            if self.down_since is not None:
-                return
-            self.down_since = now
-        logger.error(
-            "Redis unavailable for %s, falling back to the database until it "
-            "answers: %s",
-            self.purpose,
-            " ".join(str(error).split()) or type(error).__name__,
-        )
+        self.skip_until = time.monotonic() + RETRY_AFTER
+        if self.tracker.failed():
+            logger.error(
+                "Redis unavailable for %s, falling back to the database until it "
+                "answers: %s",
+                self.purpose,
+                describe(error),
+            )
 
     def succeeded(self) -> None:
         """Note a call that worked; log the end of an outage."""
-        if self.down_since is None:
-            return
-        with self.lock:
-            if self.down_since is None:
-                return
-            lasted, self.down_since = time.monotonic() - self.down_since, None
-        logger.warning(
-            "Redis available again for %s after %.1f s", self.purpose, lasted
-        )
+        if (ended := self.tracker.succeeded()) is not None:
+            logger.warning(
+                "Redis available again for %s after %.1f s", self.purpose, ended[0]
+            )

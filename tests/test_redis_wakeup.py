@@ -25,9 +25,9 @@ pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 def redis_wakeups(settings):
     settings.BGJOBS = {**settings.BGJOBS, "REDIS_CACHE": "bgjobs"}
     guard = redis_pubsub._publisher
-    guard.down_since, guard.skip_until = None, 0.0
+    guard.reset()
     yield
-    guard.down_since, guard.skip_until = None, 0.0
+    guard.reset()
 
 
 def subscriber():
@@ -76,7 +76,7 @@ def test_enqueue_with_redis_down_logs_once_and_loses_nothing(settings, caplog):
     }
     settings.BGJOBS = {**settings.BGJOBS, "REDIS_CACHE": "dead"}
     guard = redis_pubsub._publisher
-    guard.down_since, guard.skip_until = None, 0.0
+    guard.reset()
     try:
         with caplog.at_level(logging.ERROR, logger="django_bgjobs.redis"):
             handles = [jobs.noop.enqueue() for _ in range(3)]
@@ -85,7 +85,7 @@ def test_enqueue_with_redis_down_logs_once_and_loses_nothing(settings, caplog):
         assert len(lines) == 1, lines
         assert lines[0].startswith("Redis unavailable for wake-ups, falling back")
     finally:
-        guard.down_since, guard.skip_until = None, 0.0
+        guard.reset()
 
 
 def test_listener_wakes_for_its_queues_and_resubscribes(redis_wakeups, wait_until):
@@ -106,7 +106,7 @@ def test_listener_wakes_for_its_queues_and_resubscribes(redis_wakeups, wait_unti
         # Cut the subscriber's connection from the server side.
         client("bgjobs").client_kill_filter(_type="pubsub")
         wait_until(
-            lambda: listener.connected and listener.guard.down_since is None,
+            lambda: listener.connected and not listener.guard.down,
             message="the listener to subscribe again",
         )
         woken.clear()

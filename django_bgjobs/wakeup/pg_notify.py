@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connections
 
 from ..broker.postgresql import CHANNEL
+from ..outages import describe
 from .base import ThreadListener
 
 logger = logging.getLogger("django_bgjobs.worker")
@@ -58,7 +59,7 @@ class PgListener(ThreadListener):
             logger.error(
                 "LISTEN connection lost, polling every POLL_INTERVAL until it is "
                 "back: %s",
-                " ".join(str(error).split()) or type(error).__name__,
+                describe(error),
             )
 
     def back(self) -> None:
