@@ -17,6 +17,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .exceptions import BgJobsImproperlyConfigured
+from .quotas import QueueLimits, parse_queues
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Settings:
     FLUSH_INTERVAL: float = 0.005
     PRUNE_BATCH: int = 1000
     BURST_HORIZON: float = 5.0
+    #: Rate and concurrency limits by queue name (``quotas.parse_queues``).
+    QUEUES: dict[str, QueueLimits] = dataclasses.field(default_factory=dict)
+
+    def limits(self, queue: str) -> QueueLimits | None:
+        """Return the limits of ``queue``, or None if it has none."""
+        return self.QUEUES.get(queue)
 
 
 _NUMBER = (int, float)
@@ -67,6 +74,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "FLUSH_INTERVAL": _NUMBER,
     "PRUNE_BATCH": (int,),
     "BURST_HORIZON": _NUMBER,
+    "QUEUES": (dict,),
 }
 _BACKOFFS = ("fixed", "exponential")
 #: Queue names: what ``@background(queue=...)`` and ``DEFAULT_QUEUE`` accept.
@@ -124,6 +132,8 @@ def get_settings() -> Settings:
         )
     for key, value in raw.items():
         _check(key, value)
+    if "QUEUES" in raw:
+        raw = {**raw, "QUEUES": parse_queues(raw["QUEUES"], QUEUE_NAME)}
     return Settings(**raw)
 
 

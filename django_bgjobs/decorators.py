@@ -41,6 +41,7 @@ class JobOptions:
     timeout: float | None = None
     result_ttl: float | None = None
     key: str | KeyFunction | None = None
+    limit_key: str | KeyFunction | None = None
     delay: float | dt.timedelta | None = None
     run_at: dt.datetime | None = None
     atomic: bool | None = None
@@ -69,8 +70,15 @@ class JobOptions:
                 raise InvalidJob(str(error)) from None
         if self.atomic is not None and not isinstance(self.atomic, bool):
             raise InvalidJob(f"atomic must be True or False, got {self.atomic!r}.")
-        if isinstance(self.key, str) and not 0 < len(self.key) <= 255:
-            raise InvalidJob(f"key must be 1-255 characters, got {len(self.key)}.")
+        for field in ("key", "limit_key"):
+            value = getattr(self, field)
+            if value is None or callable(value):
+                continue
+            if not isinstance(value, str) or not 0 < len(value) <= 255:
+                raise InvalidJob(
+                    f"{field} must be a 1-255 character str or a function of the "
+                    f"job's arguments, got {value!r}."
+                )
 
     def _validate_numbers(self) -> None:
         if self.attempts is not None and (
@@ -141,6 +149,7 @@ class JobSpec(Generic[P, R]):
         delay: float | dt.timedelta | None = None,
         run_at: dt.datetime | None = None,
         key: str | None = None,
+        limit_key: str | None = None,
         attempts: int | None = None,
         timeout: float | None = None,
     ) -> JobSpec[P, R]:
@@ -154,6 +163,7 @@ class JobSpec(Generic[P, R]):
             delay=delay,
             run_at=run_at,
             key=key,
+            limit_key=limit_key,
             attempts=attempts,
             timeout=timeout,
         )
@@ -220,6 +230,7 @@ def background(
     timeout: float | None = ...,
     result_ttl: float | None = ...,
     key: str | KeyFunction | None = ...,
+    limit_key: str | KeyFunction | None = ...,
     atomic: bool | None = ...,
 ) -> Callable[[Callable[P, R]], JobSpec[P, R]]: ...
 
@@ -238,7 +249,9 @@ def background(
     ``backoff_delay``, ``backoff_max``, ``jitter``, ``retry_on``,
     ``dont_retry_on``, ``timeout`` (seconds), ``result_ttl`` (seconds to keep
     the finished row), ``key`` (an idempotency key, or a callable that builds
-    one from the arguments), ``atomic`` (run the job in a database
+    one from the arguments), ``limit_key`` (the key that the per-key rate
+    and concurrency limits of the job's queue count it under, or a callable
+    that builds it from the arguments), ``atomic`` (run the job in a database
     transaction that also records its success, so that its database writes
     commit if and only if the job is recorded as succeeded). Raise
     ``ImproperlyConfigured`` if the name is

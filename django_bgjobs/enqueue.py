@@ -95,13 +95,18 @@ def _run_at(options: JobOptions, now: dt.datetime) -> dt.datetime:
     return now + delay
 
 
-def _key(options: JobOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    key = options.key
+def _key(
+    options: JobOptions,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    field: str = "key",
+) -> Any:
+    key = getattr(options, field)
     if callable(key):
         key = key(*args, **kwargs)
         if not isinstance(key, str) or not 0 < len(key) <= 255:
             raise InvalidJob(
-                f"The key function returned {key!r}; need a 1-255 char str."
+                f"The {field} function returned {key!r}; need a 1-255 char str."
             )
     return key
 
@@ -136,6 +141,7 @@ def build_job(
         kwargs=kwargs,
         key=key,
         active_key=key,
+        limit_key=_key(options, args, kwargs, "limit_key"),
         run_at=run_at,
         created_at=now,
         max_attempts=options.attempts or conf.DEFAULT_ATTEMPTS,

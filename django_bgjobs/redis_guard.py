@@ -60,6 +60,11 @@ class RedisGuard:
     def down(self) -> bool:
         return self.tracker.down
 
+    @property
+    def skipping(self) -> bool:
+        """True while calls are skipped after a failure."""
+        return self.tracker.down and time.monotonic() < self.skip_until
+
     def reset(self) -> None:
         """Forget any outage (for tests)."""
         self.tracker = OutageTracker()
@@ -70,7 +75,7 @@ class RedisGuard:
         less than ``RETRY_AFTER`` seconds ago."""
         from redis.exceptions import RedisError
 
-        if self.tracker.down and time.monotonic() < self.skip_until:
+        if self.skipping:
             return fallback
         try:
             value = action()

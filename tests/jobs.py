@@ -203,3 +203,9 @@ def calls_payments(token):
 # The chaos suite's jobs live in their own module; importing it here registers
 # them wherever this module is autodiscovered.
 from . import chaos_jobs  # noqa: E402, F401
+
+
+@background(limit_key=lambda customer_id, amount: f"customer:{customer_id}")
+def keyed_by_customer(customer_id, amount):
+    """Counted by the per-key limits of its queue under its customer."""
+    return amount

@@ -86,6 +86,12 @@ CACHES = {
         "KEY_PREFIX": os.environ["BGJOBS_TEST_REDIS_PREFIX"],
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 5},
     },
+    # Nothing listens there: the tests of the fallback when Redis is away.
+    "bgjobs_away": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+    },
 }
 BGJOBS = {"POLL_INTERVAL": 0.05, "BACKOFF_JITTER": False}
 # Worker subprocesses started by tests take per-test settings from here.

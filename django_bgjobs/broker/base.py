@@ -159,6 +159,13 @@ def _in(values: Sequence[Any]) -> str:
     return "(" + ", ".join(["%s"] * len(values)) + ")"
 
 
+def _queue_filter(queues: Sequence[str] | None, exclude: Sequence[str]) -> str:
+    """Return the claim's SQL condition on queues (parameters: ``queues``,
+    then ``exclude``)."""
+    sql = f"AND queue IN {_in(queues)} " if queues else ""
+    return sql + (f"AND queue NOT IN {_in(exclude)} " if exclude else "")
+
+
 def _unpaused(jobs: JobQuerySet) -> JobQuerySet:
     """Return ``jobs`` without the jobs of paused queues."""
     paused = QueueState.objects.using(jobs.db).filter(paused_at__isnull=False)
@@ -194,8 +201,10 @@ class Broker:
 
     # -- claim ----------------------------------------------------------------
 
-    def claim_sql(self, queues: Sequence[str] | None, limit: int) -> str:
-        queue_filter = f"AND queue IN {_in(queues)}" if queues else ""
+    def claim_sql(
+        self, queues: Sequence[str] | None, limit: int, exclude: Sequence[str] = ()
+    ) -> str:
+        queue_filter = _queue_filter(queues, exclude)
         # Literals, not parameters: SQLite uses the partial index only when
         # it can prove from the SQL text that the WHERE implies its condition.
         return (
@@ -217,6 +226,7 @@ class Broker:
         worker: str,
         now: dt.datetime,
         lease: float,
+        exclude: Sequence[str] = (),
     ) -> list[Any]:
         until = now + dt.timedelta(seconds=lease)
         return [
@@ -226,6 +236,7 @@ class Broker:
             worker,
             self.adapt(now),
             *(queues or ()),
+            *exclude,
             limit,
         ]
 
@@ -236,13 +247,15 @@ class Broker:
         worker: str,
         now: dt.datetime,
         lease: float,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedJob]:
-        """Claim up to ``limit`` due jobs, highest priority first.
+        """Claim up to ``limit`` due jobs of ``queues`` (None: all) but those
+        of ``exclude``, highest priority first.
 
         One statement, whatever ``limit`` is.
         """
-        sql = self.claim_sql(queues, limit)
-        params = self.claim_params(queues, limit, worker, now, lease)
+        sql = self.claim_sql(queues, limit, exclude)
+        params = self.claim_params(queues, limit, worker, now, lease, exclude)
         with self.connection.cursor() as cursor:
             rows = self.execute_claim(cursor, sql, params)
         return [self._claimed(row, worker, now) for row in rows]

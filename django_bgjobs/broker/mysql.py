@@ -26,6 +26,7 @@ from .base import (
     Heartbeat,
     Record,
     _in,
+    _queue_filter,
     cancelled_where,
 )
 
@@ -48,13 +49,15 @@ RECORD_COLUMNS = (
 class MySQLBroker(Broker):
     # -- claim ----------------------------------------------------------------
 
-    def claim_sql(self, queues: Sequence[str] | None, limit: int) -> str:
+    def claim_sql(
+        self, queues: Sequence[str] | None, limit: int, exclude: Sequence[str] = ()
+    ) -> str:
         # MySQL 8 and MariaDB refuse LIMIT in an IN subquery, so the rows are
         # locked and read first, then claimed by id (``update_sql``). One
         # branch per claimable status lets each walk bgjobs_job_mysql_claim
         # (status, priority DESC, run_at, id) in order and lock at most
         # ``limit`` rows; one ``status IN`` would sort and lock every due row.
-        queue_filter = f"AND queue IN {_in(queues)}" if queues else ""
+        queue_filter = _queue_filter(queues, exclude)
         branch = (
             f"(SELECT {CLAIM_COLUMNS}, run_at AS due FROM bgjobs_job "
             f"WHERE status = %s AND run_at <= %s {queue_filter} {NOT_PAUSED_SQL} "
@@ -70,10 +73,11 @@ class MySQLBroker(Broker):
         worker: str,
         now: dt.datetime,
         lease: float,
+        exclude: Sequence[str] = (),
     ) -> list[Any]:
         params: list[Any] = []
         for status in CLAIMABLE:
-            params += [status, self.adapt(now), *(queues or ()), limit]
+            params += [status, self.adapt(now), *(queues or ()), *exclude, limit]
         return [*params, limit]
 
     @staticmethod
@@ -92,14 +96,16 @@ class MySQLBroker(Broker):
         worker: str,
         now: dt.datetime,
         lease: float,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedJob]:
-        """Claim up to ``limit`` due jobs, highest priority first.
+        """Claim up to ``limit`` due jobs of ``queues`` (None: all) but those
+        of ``exclude``, highest priority first.
 
         Two statements per batch, whatever its size: the locking SELECT and
         one UPDATE by id.
         """
-        sql = self.claim_sql(queues, limit)
-        params = self.claim_params(queues, limit, worker, now, lease)
+        sql = self.claim_sql(queues, limit, exclude)
+        params = self.claim_params(queues, limit, worker, now, lease, exclude)
         until = now + dt.timedelta(seconds=lease)
         atomic = transaction.atomic(using=self.using, savepoint=False)
         with atomic, self.connection.cursor() as cursor:

@@ -1,6 +1,6 @@
 from .circuit import Circuit, CircuitState
 from .job import Attempt, DeadLetter, Job, JobQuerySet
-from .queue import QueueState
+from .queue import QueueState, RateSlot
 from .worker import Lease, Worker, WorkerStatus
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "JobQuerySet",
     "Lease",
     "QueueState",
+    "RateSlot",
     "Worker",
     "WorkerStatus",
 ]

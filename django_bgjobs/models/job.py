@@ -49,6 +49,12 @@ class Job(models.Model):
     # NULL, not "", means "no key": unique columns allow many NULLs.
     key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     active_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    limit_key = models.CharField(  # noqa: DJ001
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="Groups jobs of a queue for its per-key rate and concurrency limits",
+    )
     run_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

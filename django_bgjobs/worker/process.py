@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import os
 import queue
@@ -26,6 +27,7 @@ from django.utils import timezone
 from .. import signals
 from ..broker import Broker, ClaimedJob, Record, get_broker
 from ..conf import get_settings
+from ..limits import Limiter
 from ..status import CLAIMABLE, AttemptOutcome, JobStatus
 from ..wakeup import announce, get_listener
 from .executor import Executor, internal_error, interrupted, refused, settle
@@ -273,6 +275,9 @@ class WorkerProcess:
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.running: dict[int, ClaimedJob] = {}
+        self.limiter = Limiter(self.broker)
+        #: When a limit that held jobs back next lets one start.
+        self.limit_retry_at: dt.datetime | None = None
         self.outage = Outage(self.worker_id)
         # In burst mode a flush may be what the exit check waits for.
         self.recorder = Recorder(
@@ -350,13 +355,27 @@ class WorkerProcess:
         limit = self.watchdog.claim_limit(limit)
         if limit <= 0:
             return []
-        jobs = self.broker.claim(
+        queues, now, lease = (
             self.options.queues,
-            limit,
-            self.worker_id,
             timezone.now(),
             self.conf.LEASE_SECONDS,
         )
+        # Limited queues first: each takes no more than its limits allow.
+        limited = self.limiter.limited(queues)
+        got = self.limiter.claim_all(limited, limit, self.worker_id, now, lease)
+        jobs, self.limit_retry_at = got.jobs, got.retry_at
+        open_queues = (
+            None if queues is None else [q for q in queues if q not in limited]
+        )
+        if len(jobs) < limit and open_queues != []:
+            jobs += self.broker.claim(
+                open_queues,
+                limit - len(jobs),
+                self.worker_id,
+                now,
+                lease,
+                exclude=limited if queues is None else (),
+            )
         with self.lock:
             for job in jobs:
                 self.running[job.id] = job
@@ -368,8 +387,18 @@ class WorkerProcess:
 
         Busy, it waits for a job thread to finish. Idle, it polls every
         ``POLL_INTERVAL``, or every ``WAKE_POLL_INTERVAL`` while a wake-up
-        listener is connected, but never past the next delayed job's run time.
+        listener is connected, but never past the next delayed job's run time
+        or the moment a limit lets a held-back job start.
         """
+        return min(self._wait_for_work(claimed), self._wait_for_limits())
+
+    def _wait_for_limits(self) -> float:
+        if self.limit_retry_at is None:
+            return float("inf")
+        until = (self.limit_retry_at - timezone.now()).total_seconds()
+        return max(until, 0.0) + 0.001
+
+    def _wait_for_work(self, claimed: list[ClaimedJob]) -> float:
         if claimed or len(self.running) >= self.options.concurrency:
             return self.conf.POLL_INTERVAL
         jitter = 0.75 + random.random() / 2  # noqa: S311

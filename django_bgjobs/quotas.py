@@ -1,0 +1,189 @@
+"""Queue limits as declared in ``BGJOBS["QUEUES"]``: parsed and checked.
+
+A rate is ``"30/s"``, ``"1000/h"``, ``"5/10s"`` or the seed's BullMQ
+``limiter`` shape ``{"max": 30, "duration": 1000}`` (milliseconds, as in
+BullMQ). A queue's entry may hold ``rate`` and ``concurrency`` (the whole
+queue) and ``key_rate`` and ``key_concurrency`` (each ``limit_key`` of the
+queue on its own). Bad input raises ``BgJobsImproperlyConfigured`` naming the
+queue, the key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .exceptions import BgJobsImproperlyConfigured
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*")
+#: The keys a queue's entry may hold.
+LIMIT_KEYS = ("rate", "concurrency", "key_rate", "key_concurrency")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rate:
+    """At most ``limit`` starts in any window of ``seconds``."""
+
+    limit: int
+    seconds: float
+
+    def __str__(self) -> str:
+        for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+            if self.seconds % size == 0:
+                count = int(self.seconds // size)
+                return f"{self.limit}/{'' if count == 1 else count}{unit}"
+        return f"{self.limit}/{self.seconds:g}s"
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueLimits:
+    """The limits of one queue; ``None`` is "no limit"."""
+
+    rate: Rate | None = None
+    concurrency: int | None = None
+    key_rate: Rate | None = None
+    key_concurrency: int | None = None
+
+    @property
+    def counts_running(self) -> bool:
+        """True if a claim must count the queue's running jobs."""
+        return self.concurrency is not None or self.key_concurrency is not None
+
+    @property
+    def per_key(self) -> bool:
+        return self.key_rate is not None or self.key_concurrency is not None
+
+    @property
+    def longest_window(self) -> float:
+        rates = [r.seconds for r in (self.rate, self.key_rate) if r is not None]
+        return max(rates, default=0.0)
+
+    def describe(self) -> str:
+        """Return the limits as one line, for the admin and the CLI."""
+        parts = []
+        if self.rate:
+            parts.append(f"rate {self.rate}")
+        if self.concurrency:
+            parts.append(f"concurrency {self.concurrency}")
+        if self.key_rate:
+            parts.append(f"per key rate {self.key_rate}")
+        if self.key_concurrency:
+            parts.append(f"per key concurrency {self.key_concurrency}")
+        return ", ".join(parts)
+
+
+def parse_rate(value: Any, where: str = "rate") -> Rate:
+    """Return the ``Rate`` of ``"30/s"``, ``"1000/h"``, ``"5/10s"`` or
+    ``{"max": 30, "duration": 1000}`` (milliseconds); raise
+    ``BgJobsImproperlyConfigured`` naming ``where`` otherwise."""
+    if isinstance(value, Mapping):
+        return _parse_limiter(value, where)
+    match = _RATE.fullmatch(value) if isinstance(value, str) else None
+    unit = _unit(match.group(3)) if match else ""
+    if match is None or unit not in _UNITS:
+        raise BgJobsImproperlyConfigured(
+            f"{where} must be like '30/s', '1000/h', '5/10s' or "
+            f"{{'max': 30, 'duration': 1000}} (milliseconds), got {value!r}."
+        )
+    limit = int(match.group(1))
+    seconds = float(match.group(2) or 1) * _UNITS[unit]
+    return _checked(Rate(limit, seconds), where, value)
+
+
+def _unit(name: str) -> str:
+    """Return ``name`` without a plural "s" ("hours" is "hour")."""
+    if name not in _UNITS and name.endswith("s"):
+        return name[:-1]
+    return name
+
+
+def _parse_limiter(value: Mapping[str, Any], where: str) -> Rate:
+    if set(value) != {"max", "duration"}:
+        raise BgJobsImproperlyConfigured(
+            f"{where} as a dict takes exactly 'max' and 'duration' (milliseconds), "
+            f"got {dict(value)!r}."
+        )
+    limit, duration = value["max"], value["duration"]
+    numbers = (
+        isinstance(limit, int)
+        and not isinstance(limit, bool)
+        and isinstance(duration, int | float)
+        and not isinstance(duration, bool)
+    )
+    if not numbers:
+        raise BgJobsImproperlyConfigured(
+            f"{where}: 'max' must be an integer and 'duration' a number of "
+            f"milliseconds, got {dict(value)!r}."
+        )
+    return _checked(Rate(limit, duration / 1000), where, dict(value))
+
+
+def _checked(rate: Rate, where: str, value: Any) -> Rate:
+    if rate.limit < 1 or rate.seconds <= 0:
+        raise BgJobsImproperlyConfigured(
+            f"{where} needs at least 1 job in a window longer than 0, got {value!r}."
+        )
+    return rate
+
+
+def _parse_count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BgJobsImproperlyConfigured(
+            f"{where} must be an integer >= 1, got {value!r}."
+        )
+    return value
+
+
+def parse_queues(raw: Any, valid_name: re.Pattern[str]) -> dict[str, QueueLimits]:
+    """Return ``BGJOBS["QUEUES"]`` as ``{queue: QueueLimits}``."""
+    if not isinstance(raw, Mapping):
+        raise BgJobsImproperlyConfigured(
+            f"BGJOBS['QUEUES'] must be a dict of queue name to limits, got {raw!r}."
+        )
+    parsed = {}
+    for name, entry in raw.items():
+        where = f"BGJOBS['QUEUES'][{name!r}]"
+        if not isinstance(name, str) or not valid_name.fullmatch(name):
+            raise BgJobsImproperlyConfigured(
+                f"{where}: a queue name is 1-100 letters, digits, '_', '-', '.' or ':'."
+            )
+        if not isinstance(entry, Mapping):
+            raise BgJobsImproperlyConfigured(f"{where} must be a dict, got {entry!r}.")
+        unknown = set(entry) - set(LIMIT_KEYS)
+        if unknown:
+            raise BgJobsImproperlyConfigured(
+                f"{where} has unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                f"known: {', '.join(LIMIT_KEYS)}."
+            )
+
+        limits = _entry_limits(entry, where)
+        if limits != QueueLimits():
+            parsed[name] = limits
+    return parsed
+
+
+def _entry_limits(entry: Mapping[str, Any], where: str) -> QueueLimits:
+    found: dict[str, Any] = {}
+    for name in LIMIT_KEYS:
+        value = entry.get(name)
+        if value is None:
+            continue
+        label = f"{where}[{name!r}]"
+        rate = name.endswith("rate")
+        found[name] = parse_rate(value, label) if rate else _parse_count(value, label)
+    return QueueLimits(**found)
