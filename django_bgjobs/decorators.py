@@ -74,11 +74,13 @@ class JobOptions:
             value = getattr(self, field)
             if value is None or callable(value):
                 continue
-            if not isinstance(value, str) or not 0 < len(value) <= 255:
+            if not isinstance(value, str):
                 raise InvalidJob(
-                    f"{field} must be a 1-255 character str or a function of the "
-                    f"job's arguments, got {value!r}."
+                    f"{field} must be a str or a function of the job's arguments, "
+                    f"got {type(value).__name__} {value!r}."
                 )
+            if not 0 < len(value) <= 255:
+                raise InvalidJob(f"{field} must be 1-255 characters, got {len(value)}.")
 
     def _validate_numbers(self) -> None:
         if self.attempts is not None and (

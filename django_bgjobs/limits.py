@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from .broker import Broker, ClaimedJob
 from .broker import limited as sql
@@ -180,11 +181,12 @@ class Limiter:
         queues: Sequence[str],
         want: int,
         worker: str,
-        now: dt.datetime,
+        now: dt.datetime | None,
         lease: float,
     ) -> Claimed:
         """Claim up to ``want`` jobs from the limited ``queues``, taking the
-        queues in turn so that a busy one does not starve the others."""
+        queues in turn so that a busy one does not starve the others. With
+        ``now`` None, each claim reads the clock once it holds its lock."""
         result = Claimed([])
         if not queues:
             return result
@@ -198,9 +200,18 @@ class Limiter:
         return result
 
     def claim(
-        self, queue: str, want: int, worker: str, now: dt.datetime, lease: float
+        self,
+        queue: str,
+        want: int,
+        worker: str,
+        now: dt.datetime | None,
+        lease: float,
     ) -> Claimed:
-        """Claim up to ``want`` jobs of ``queue`` within its limits."""
+        """Claim up to ``want`` jobs of ``queue`` within its limits, as of
+        ``now`` (None: the time the claim holds the queue's lock, so that a
+        claim that waited for the lock does not start its jobs in the past:
+        their ``started_at`` is never before the end of the run that made
+        room for them)."""
         limits = self.conf.QUEUES[queue]
         mode = self.mode(limits)
         try:
@@ -225,7 +236,7 @@ class Limiter:
         mode: Mode,
         want: int,
         worker: str,
-        now: dt.datetime,
+        at: dt.datetime | None,
         lease: float,
     ) -> Claimed:
         broker = self.broker
@@ -241,6 +252,7 @@ class Limiter:
             if lock and not sql.lock_queue(broker, queue):
                 self.ensured.discard(queue)  # deleted meanwhile: made next time
                 return Claimed([])
+            now = timezone.now() if at is None else at
             plan = self._plan(queue, limits, mode, want, now)
             if plan.budget <= 0:
                 return Claimed([], plan.retry_at)

@@ -205,7 +205,8 @@ def calls_payments(token):
 from . import chaos_jobs  # noqa: E402, F401
 
 
-@background(limit_key=lambda customer_id, amount: f"customer:{customer_id}")
-def keyed_by_customer(customer_id, amount):
+@background(limit_key=lambda customer_id, seconds=0.0: f"customer:{customer_id}")
+def keyed_by_customer(customer_id, seconds=0.0):
     """Counted by the per-key limits of its queue under its customer."""
-    return amount
+    time.sleep(seconds)
+    return customer_id

@@ -128,9 +128,9 @@ def test_queues_setting_parses_and_names_its_errors(settings):
 def test_limit_key_is_set_at_enqueue_and_checked(db):
     handle = jobs.add.using(limit_key="customer:7").enqueue(1, 2)
     assert Job.objects.get(id=handle.id).limit_key == "customer:7"
-    with pytest.raises(InvalidJob, match="limit_key must be a 1-255 character str"):
+    with pytest.raises(InvalidJob, match="limit_key must be 1-255 characters, got 256"):
         jobs.add.using(limit_key="x" * 256).enqueue(1, 2)
-    assert jobs.keyed_by_customer.enqueue(42, 1).job.limit_key == "customer:42"
+    assert jobs.keyed_by_customer.enqueue(42).job.limit_key == "customer:42"
 
 
 # -- the database path --------------------------------------------------------

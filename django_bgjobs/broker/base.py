@@ -20,6 +20,7 @@ from typing import Any
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 
+from ..conf import get_settings
 from ..models import Attempt, DeadLetter, Job, JobQuerySet, Lease, QueueState, Worker
 from ..status import CLAIMABLE, FINISHED, AttemptOutcome, JobStatus
 
@@ -135,6 +136,19 @@ CANCELLED_ERROR = "JobCancelled"
 
 #: Record statuses that a cancellation does not change.
 FINAL_RECORD = (JobStatus.SUCCEEDED, JobStatus.CANCELLED)
+
+
+def ready_or_freed(records: Sequence[Record]) -> set[str]:
+    """Return the queues in which ``records`` let another job be claimed: a
+    retry or a release made a job ready, or a run ended in a queue whose
+    concurrency limits count running jobs."""
+    limits = get_settings().QUEUES
+    return {
+        r.job.queue
+        for r in records
+        if r.status in CLAIMABLE
+        or (r.job.queue in limits and limits[r.job.queue].counts_running)
+    }
 
 
 def cancelled_where(records: Sequence[Record], flagged: set[int]) -> list[Record]:
@@ -346,10 +360,8 @@ class Broker:
             dying = any(r.status == JobStatus.FAILED for r in records)
             applied_ids = self.apply(records)
             applied = [r for r in records if r.job.id in applied_ids]
-            if unsettled:
-                waiting = {r.job.queue for r in applied if r.status in CLAIMABLE}
-                if waiting:
-                    self.announce(waiting)
+            if waiting := ready_or_freed(applied):
+                self.announce(waiting)
             if dying:
                 self._write_dead_letters(
                     [r for r in applied if r.status == JobStatus.FAILED]

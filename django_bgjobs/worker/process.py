@@ -26,9 +26,10 @@ from django.utils import timezone
 
 from .. import signals
 from ..broker import Broker, ClaimedJob, Record, get_broker
+from ..broker.base import ready_or_freed
 from ..conf import get_settings
 from ..limits import Limiter
-from ..status import CLAIMABLE, AttemptOutcome, JobStatus
+from ..status import AttemptOutcome, JobStatus
 from ..wakeup import announce, get_listener
 from .executor import Executor, internal_error, interrupted, refused, settle
 from .maintenance import Maintenance
@@ -132,11 +133,11 @@ class Recorder:
             _send_outcome_signals(record)
         if self.on_flush is not None:
             self.on_flush()
-        waiting = {r.job.queue for r in applied if r.status in CLAIMABLE}
-        if waiting:
-            # A retry or a release: claim it now, or sleep until it is due.
-            # Other workers hear of it through Redis, if configured
-            # (PostgreSQL's NOTIFY went with the record).
+        if waiting := ready_or_freed(applied):
+            # A retry or a release, or a slot freed under a concurrency
+            # limit: claim now, or sleep until the job is due. Other workers
+            # hear of it through Redis, if configured (PostgreSQL's NOTIFY
+            # went with the record).
             if self.on_ready is not None:
                 self.on_ready()
             announce(waiting)
@@ -362,7 +363,7 @@ class WorkerProcess:
         )
         # Limited queues first: each takes no more than its limits allow.
         limited = self.limiter.limited(queues)
-        got = self.limiter.claim_all(limited, limit, self.worker_id, now, lease)
+        got = self.limiter.claim_all(limited, limit, self.worker_id, None, lease)
         jobs, self.limit_retry_at = got.jobs, got.retry_at
         open_queues = (
             None if queues is None else [q for q in queues if q not in limited]
