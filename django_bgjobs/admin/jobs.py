@@ -77,7 +77,7 @@ class JobAdmin(ReadOnlyAdmin):
                     "status_badge",
                     ("queue", "priority"),
                     "attempts",
-                    "key",
+                    ("key", "limit_key"),
                     "worker",
                 )
             },

@@ -237,6 +237,13 @@ def test_job_detail_shows_args_result_error_and_attempt_history(admin_client):
     assert 'name="_save"' not in html
 
 
+def test_job_detail_shows_the_limit_key(admin_client):
+    job = make_job(limit_key="customer:42")
+    html = admin_client.get(change_url("job", job.pk)).content.decode()
+    assert "Limit key" in html
+    assert "customer:42" in html
+
+
 def test_job_detail_escapes_markup_in_args_error_and_attempts(admin_client):
     job = make_failed_job(args=[XSS], kwargs={"note": XSS}, error=f"Boom: {XSS}")
     make_attempt(job, 1, error_message=XSS, traceback=f"Traceback\n{XSS}")
