@@ -213,6 +213,8 @@ class Limiter:
         their ``started_at`` is never before the end of the run that made
         room for them)."""
         limits = self.conf.QUEUES[queue]
+        if not sql.has_due(self.broker, queue, now or timezone.now()):
+            return Claimed([])
         mode = self.mode(limits)
         try:
             return self._claim(queue, limits, mode, want, worker, now, lease)

@@ -56,6 +56,18 @@ def ensure_queue(broker: Broker, queue: str) -> None:
         pass  # another worker created it meanwhile
 
 
+def has_due(broker: Broker, queue: str, now: dt.datetime) -> bool:
+    """Return True if ``queue`` has a due job: a probe without locks, so that
+    a claim of an empty limited queue takes no lock."""
+    with broker.connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM bgjobs_job WHERE queue = %s AND status IN {CLAIMABLE_SQL} "
+            "AND run_at <= %s LIMIT 1",
+            [queue, broker.adapt(now)],
+        )
+        return cursor.fetchone() is not None
+
+
 def lock_queue(broker: Broker, queue: str) -> bool:
     """Lock the row of ``queue`` until the caller's transaction ends; return
     False if the row is missing (see ``ensure_queue``)."""
