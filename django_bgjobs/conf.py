@@ -18,6 +18,7 @@ from django.dispatch import receiver
 
 from .exceptions import BgJobsImproperlyConfigured
 from .quotas import QueueLimits, parse_queues
+from .retention import Retention, parse_retention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +45,12 @@ class Settings:
     FLUSH_INTERVAL: float = 0.005
     PRUNE_BATCH: int = 1000
     BURST_HORIZON: float = 5.0
-    #: Rate and concurrency limits by queue name (``quotas.parse_queues``).
+    #: Rate and concurrency limits and retention by queue name
+    #: (``quotas.parse_queues``).
     QUEUES: dict[str, QueueLimits] = dataclasses.field(default_factory=dict)
+    REMOVE_ON_COMPLETE: Retention | None = None
+    REMOVE_ON_FAIL: Retention | None = None
+    DEAD_LETTER_TTL: float | None = None
 
     def limits(self, queue: str) -> QueueLimits | None:
         """Return the limits of ``queue``, or None if it has none."""
@@ -75,7 +80,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "PRUNE_BATCH": (int,),
     "BURST_HORIZON": _NUMBER,
     "QUEUES": (dict,),
+    "REMOVE_ON_COMPLETE": (bool, int, dict, type(None)),
+    "REMOVE_ON_FAIL": (bool, int, dict, type(None)),
+    "DEAD_LETTER_TTL": (*_NUMBER, type(None)),
 }
+#: Settings whose integers may be 0 (a count of jobs to keep).
+_ZERO_ALLOWED = ("DEFAULT_PRIORITY", "REMOVE_ON_COMPLETE", "REMOVE_ON_FAIL")
 _BACKOFFS = ("fixed", "exponential")
 #: Queue names: what ``@background(queue=...)`` and ``DEFAULT_QUEUE`` accept.
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
@@ -103,7 +113,7 @@ def _check_value(key: str, value: Any) -> None:
             f"BGJOBS['DEFAULT_PRIORITY'] must be from -100 to 100, got {value!r}."
         )
     positive = isinstance(value, int | float) and not isinstance(value, bool)
-    if positive and key != "DEFAULT_PRIORITY" and value <= 0:
+    if positive and key not in _ZERO_ALLOWED and value <= 0:
         raise BgJobsImproperlyConfigured(
             f"BGJOBS[{key!r}] must be greater than 0, got {value!r}."
         )
@@ -134,6 +144,9 @@ def get_settings() -> Settings:
         _check(key, value)
     if "QUEUES" in raw:
         raw = {**raw, "QUEUES": parse_queues(raw["QUEUES"], QUEUE_NAME)}
+    for key in ("REMOVE_ON_COMPLETE", "REMOVE_ON_FAIL"):
+        if key in raw:
+            raw = {**raw, key: parse_retention(raw[key], f"BGJOBS[{key!r}]")}
     return Settings(**raw)
 
 

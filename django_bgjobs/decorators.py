@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from . import registry
 from .conf import QUEUE_NAME, get_settings
-from .exceptions import InvalidJob
+from .exceptions import BgJobsImproperlyConfigured, InvalidJob
+from .retention import parse_retention
 from .retry import BackoffFunction, RetryPolicy, make_backoff
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class JobOptions:
     result_ttl: float | None = None
     key: str | KeyFunction | None = None
     limit_key: str | KeyFunction | None = None
+    remove_on_complete: bool | int | dict[str, float] | None = None
+    remove_on_fail: bool | int | dict[str, float] | None = None
     delay: float | dt.timedelta | None = None
     run_at: dt.datetime | None = None
     atomic: bool | None = None
@@ -70,6 +73,10 @@ class JobOptions:
                 raise InvalidJob(str(error)) from None
         if self.atomic is not None and not isinstance(self.atomic, bool):
             raise InvalidJob(f"atomic must be True or False, got {self.atomic!r}.")
+        self._validate_keys()
+        self._validate_retention()
+
+    def _validate_keys(self) -> None:
         for field in ("key", "limit_key"):
             value = getattr(self, field)
             if value is None or callable(value):
@@ -81,6 +88,13 @@ class JobOptions:
                 )
             if not 0 < len(value) <= 255:
                 raise InvalidJob(f"{field} must be 1-255 characters, got {len(value)}.")
+
+    def _validate_retention(self) -> None:
+        for field in ("remove_on_complete", "remove_on_fail"):
+            try:
+                parse_retention(getattr(self, field), field)
+            except BgJobsImproperlyConfigured as error:
+                raise InvalidJob(str(error)) from None
 
     def _validate_numbers(self) -> None:
         if self.attempts is not None and (
@@ -233,6 +247,8 @@ def background(
     result_ttl: float | None = ...,
     key: str | KeyFunction | None = ...,
     limit_key: str | KeyFunction | None = ...,
+    remove_on_complete: bool | int | dict[str, float] | None = ...,
+    remove_on_fail: bool | int | dict[str, float] | None = ...,
     atomic: bool | None = ...,
 ) -> Callable[[Callable[P, R]], JobSpec[P, R]]: ...
 
@@ -253,7 +269,10 @@ def background(
     the finished row), ``key`` (an idempotency key, or a callable that builds
     one from the arguments), ``limit_key`` (the key that the per-key rate
     and concurrency limits of the job's queue count it under, or a callable
-    that builds it from the arguments), ``atomic`` (run the job in a database
+    that builds it from the arguments), ``remove_on_complete`` and
+    ``remove_on_fail`` (how long its finished rows are kept: True, False, a
+    count of newest rows, or ``{"age": seconds, "count": n}``; see
+    ``django_bgjobs.retention``), ``atomic`` (run the job in a database
     transaction that also records its success, so that its database writes
     commit if and only if the job is recorded as succeeded). Raise
     ``ImproperlyConfigured`` if the name is

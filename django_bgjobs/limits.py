@@ -169,10 +169,10 @@ class Limiter:
 
     def limited(self, queues: Sequence[str] | None) -> list[str]:
         """Return the limited queues among ``queues`` (None: all queues)."""
-        declared = sorted(self.conf.QUEUES)
+        declared = sorted(q for q, limits in self.conf.QUEUES.items() if limits.limited)
         if queues is None:
             return declared
-        return [q for q in queues if q in self.conf.QUEUES]
+        return [q for q in queues if q in declared]
 
     # -- claiming -------------------------------------------------------------
 

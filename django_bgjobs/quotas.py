@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .exceptions import BgJobsImproperlyConfigured
+from .retention import Retention, parse_retention
 
 _UNITS = {
     "ms": 0.001,
@@ -31,8 +32,10 @@ _UNITS = {
     "day": 86400.0,
 }
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*")
-#: The keys a queue's entry may hold.
+#: The limits a queue's entry may hold.
 LIMIT_KEYS = ("rate", "concurrency", "key_rate", "key_concurrency")
+#: The retention policies it may hold (``retention``).
+RETENTION_KEYS = ("remove_on_complete", "remove_on_fail")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +55,20 @@ class Rate:
 
 @dataclasses.dataclass(frozen=True)
 class QueueLimits:
-    """The limits of one queue; ``None`` is "no limit"."""
+    """The limits and retention policies of one queue; ``None`` is "no
+    limit" and "no policy of its own"."""
 
     rate: Rate | None = None
     concurrency: int | None = None
     key_rate: Rate | None = None
     key_concurrency: int | None = None
+    remove_on_complete: Retention | None = None
+    remove_on_fail: Retention | None = None
+
+    @property
+    def limited(self) -> bool:
+        """True if the queue has a rate or concurrency limit."""
+        return any(getattr(self, name) is not None for name in LIMIT_KEYS)
 
     @property
     def counts_running(self) -> bool:
@@ -164,11 +175,12 @@ def parse_queues(raw: Any, valid_name: re.Pattern[str]) -> dict[str, QueueLimits
             )
         if not isinstance(entry, Mapping):
             raise BgJobsImproperlyConfigured(f"{where} must be a dict, got {entry!r}.")
-        unknown = set(entry) - set(LIMIT_KEYS)
+        known = (*LIMIT_KEYS, *RETENTION_KEYS)
+        unknown = set(entry) - set(known)
         if unknown:
             raise BgJobsImproperlyConfigured(
                 f"{where} has unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                f"known: {', '.join(LIMIT_KEYS)}."
+                f"known: {', '.join(known)}."
             )
 
         limits = _entry_limits(entry, where)
@@ -186,4 +198,6 @@ def _entry_limits(entry: Mapping[str, Any], where: str) -> QueueLimits:
         label = f"{where}[{name!r}]"
         rate = name.endswith("rate")
         found[name] = parse_rate(value, label) if rate else _parse_count(value, label)
+    for name in RETENTION_KEYS:
+        found[name] = parse_retention(entry.get(name), f"{where}[{name!r}]")
     return QueueLimits(**found)

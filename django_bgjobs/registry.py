@@ -7,9 +7,12 @@ imported from a string read out of the database.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from .conf import get_settings
 from .exceptions import BgJobsImproperlyConfigured, TaskNotRegistered
+from .retention import Retention, parse_retention
 
 if TYPE_CHECKING:
     from .decorators import JobSpec
@@ -50,3 +53,83 @@ def get(name: str) -> JobSpec[Any, Any]:
 def names() -> list[str]:
     """Return the names of all registered tasks, sorted."""
     return sorted(_specs)
+
+
+def retention(task: str, queue: str, succeeded: bool) -> Retention | None:
+    """Return the retention policy of a finished job of ``task`` in ``queue``
+    (succeeded, or failed and cancelled): the task's own, else the queue's,
+    else ``BGJOBS``'s; None if none is declared."""
+    field = "remove_on_complete" if succeeded else "remove_on_fail"
+    spec = _specs.get(task)
+    if spec is not None:
+        own = getattr(spec.options, field)
+        if own is not None:
+            return parse_retention(own, field)
+    conf = get_settings()
+    limits = conf.QUEUES.get(queue)
+    if limits is not None and getattr(limits, field) is not None:
+        policy: Retention | None = getattr(limits, field)
+        return policy
+    default: Retention | None = getattr(conf, field.upper())
+    return default
+
+
+@dataclasses.dataclass(frozen=True)
+class CountScope:
+    """Finished jobs of ``statuses`` of which only the newest ``count`` are
+    kept: those of ``task``, or of ``queue``, or all jobs (neither), leaving
+    out the tasks and queues that have a policy of their own."""
+
+    statuses: tuple[str, ...]
+    count: int
+    task: str | None = None
+    queue: str | None = None
+    exclude_tasks: tuple[str, ...] = ()
+    exclude_queues: tuple[str, ...] = ()
+
+
+def count_scopes() -> list[CountScope]:
+    """Return the scopes of every declared retention count, each job under
+    its most specific policy only."""
+    from .status import JobStatus
+
+    conf = get_settings()
+    scopes = []
+    for field, statuses in (
+        ("remove_on_complete", (JobStatus.SUCCEEDED,)),
+        ("remove_on_fail", (JobStatus.FAILED, JobStatus.CANCELLED)),
+    ):
+        own_tasks = {
+            name: parse_retention(getattr(spec.options, field), field)
+            for name, spec in sorted(_specs.items())
+            if getattr(spec.options, field) is not None
+        }
+        own_queues = {
+            name: getattr(limits, field)
+            for name, limits in sorted(conf.QUEUES.items())
+            if getattr(limits, field) is not None
+        }
+        for name, policy in own_tasks.items():
+            if policy is not None and policy.count is not None:
+                scopes.append(CountScope(statuses, policy.count, task=name))
+        for name, policy in own_queues.items():
+            if policy.count is not None:
+                scopes.append(
+                    CountScope(
+                        statuses,
+                        policy.count,
+                        queue=name,
+                        exclude_tasks=tuple(own_tasks),
+                    )
+                )
+        default = getattr(conf, field.upper())
+        if default is not None and default.count is not None:
+            scopes.append(
+                CountScope(
+                    statuses,
+                    default.count,
+                    exclude_tasks=tuple(own_tasks),
+                    exclude_queues=tuple(own_queues),
+                )
+            )
+    return scopes

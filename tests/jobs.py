@@ -210,3 +210,14 @@ def keyed_by_customer(customer_id, seconds=0.0):
     """Counted by the per-key limits of its queue under its customer."""
     time.sleep(seconds)
     return customer_id
+
+
+@background(remove_on_complete=2, remove_on_fail={"age": 3600})
+def kept_two(n):
+    """Only its 2 newest successes are kept; failures for an hour."""
+    return n
+
+
+@background(remove_on_complete=True)
+def removed_at_once(n):
+    return n

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 
+from .. import registry
 from ..conf import get_settings
 from ..models import Attempt, DeadLetter, Job, JobQuerySet, Lease, QueueState, Worker
 from ..status import CLAIMABLE, FINISHED, AttemptOutcome, JobStatus
@@ -106,9 +107,18 @@ class Record:
 
     @property
     def expires_at(self) -> dt.datetime | None:
-        if self.status not in FINISHED or self.job.result_ttl is None:
+        """When the finished row may be pruned: by the age of its retention
+        policy (task, queue or ``BGJOBS``), else by its ``result_ttl``."""
+        if self.status not in FINISHED:
             return None
-        return self.finished_at + dt.timedelta(seconds=self.job.result_ttl)
+        job = self.job
+        policy = registry.retention(
+            job.task, job.queue, self.status == JobStatus.SUCCEEDED
+        )
+        ttl = job.result_ttl if policy is None else policy.age
+        if ttl is None:
+            return None
+        return self.finished_at + dt.timedelta(seconds=ttl)
 
     def as_cancelled(self) -> Record:
         """Return this run's record for a job an operator cancelled while it
@@ -529,17 +539,14 @@ class Broker:
     # -- maintenance ----------------------------------------------------------
 
     def prune(self, now: dt.datetime, batch: int) -> int:
-        """Delete up to ``batch`` finished jobs past their retention."""
-        manager = Job.objects.using(self.using)
-        ids = list(
-            manager.filter(expires_at__lt=now, status__in=FINISHED).values_list(
-                "id", flat=True
-            )[:batch]
-        )
-        if not ids:
-            return 0
-        manager.filter(id__in=ids).delete()
-        return len(ids)
+        """Delete up to ``batch`` finished jobs past their retention (age,
+        then count); see ``broker.pruning``."""
+        from .pruning import prune_counts, prune_expired
+
+        deleted = prune_expired(self, now, batch)
+        if deleted < batch:
+            deleted += prune_counts(self, batch - deleted)
+        return deleted
 
     def next_run_at(self, queues: Sequence[str] | None) -> dt.datetime | None:
         """Return the earliest ``run_at`` of a claimable job in ``queues``,

@@ -107,10 +107,17 @@ class Job(models.Model):
                 name="bgjobs_job_expires",
                 condition=Q(expires_at__isnull=False),
             ),
-            models.Index(fields=["queue", "status"], name="bgjobs_job_queue_status"),
+            # Counts by queue and status; with finished_at, the newest finished
+            # jobs of a queue for retention counts (broker.pruning).
+            models.Index(
+                fields=["queue", "status", "finished_at"],
+                name="bgjobs_job_queue_status",
+            ),
             # Plain indexes via Meta: a db_index/unique field would also get a
             # second "_like" index on PostgreSQL, costing every UPDATE.
-            models.Index(fields=["task"], name="bgjobs_job_task"),
+            models.Index(
+                fields=["task", "status", "finished_at"], name="bgjobs_job_task"
+            ),
             models.Index(fields=["key"], name="bgjobs_job_key"),
         ]
         constraints = [

@@ -23,6 +23,7 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from ..broker import Broker, get_broker
+from ..broker.pruning import prune_dead_letters
 from ..conf import get_settings
 from .executor import interrupted, lost, timed_out
 from .outage import Outage
@@ -123,6 +124,7 @@ class Maintenance:
             broker.mark_lost_workers(now, conf.LEASE_SECONDS)
             if beat % 3 == 1:
                 broker.prune(now, conf.PRUNE_BATCH)
+                prune_dead_letters(broker, now, conf.DEAD_LETTER_TTL, conf.PRUNE_BATCH)
 
     def holds_lease(self, broker: Broker, now: dt.datetime) -> bool:
         """Take or renew the maintenance lease; return True if held."""

@@ -1,0 +1,82 @@
+"""Deleting finished jobs past their retention, in batches (the pruner runs
+under the maintenance lease, ``worker.maintenance``).
+
+Three kinds of retention, each a short statement per batch that locks only
+the rows it deletes: an age (``expires_at``, set when the job finished, see
+``Record.expires_at``), a count (only the newest ``n`` finished jobs of a
+scope are kept, ``registry.count_scopes``), and the age of dead letters
+(``DEAD_LETTER_TTL``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Q, QuerySet
+
+from ..models import DeadLetter, Job
+from ..registry import CountScope, count_scopes
+from ..status import FINISHED
+from .base import Broker
+
+
+def prune_expired(broker: Broker, now: dt.datetime, batch: int) -> int:
+    """Delete up to ``batch`` finished jobs past their ``expires_at``."""
+    jobs = Job.objects.using(broker.using)
+    expired = jobs.filter(expires_at__lt=now, status__in=FINISHED)
+    return _delete(jobs, list(expired.values_list("id", flat=True)[:batch]))
+
+
+def prune_counts(broker: Broker, batch: int) -> int:
+    """Delete up to ``batch`` finished jobs beyond the count of their
+    retention policy, oldest first."""
+    deleted = 0
+    for scope in count_scopes():
+        if deleted >= batch:
+            break
+        deleted += _prune_scope(broker, scope, batch - deleted)
+    return deleted
+
+
+def _prune_scope(broker: Broker, scope: CountScope, limit: int) -> int:
+    jobs = Job.objects.using(broker.using)
+    rows = jobs.filter(status__in=scope.statuses, finished_at__isnull=False)
+    if scope.task is not None:
+        rows = rows.filter(task=scope.task)
+    if scope.queue is not None:
+        rows = rows.filter(queue=scope.queue)
+    if scope.exclude_tasks:
+        rows = rows.exclude(task__in=scope.exclude_tasks)
+    if scope.exclude_queues:
+        rows = rows.exclude(queue__in=scope.exclude_queues)
+    # The newest row past the count: it and every older row go.
+    newest = rows.order_by("-finished_at", "-id").values_list("finished_at", "id")
+    cut = list(newest[scope.count : scope.count + 1])
+    if not cut:
+        return 0
+    finished_at, id_ = cut[0]
+    older = rows.filter(
+        Q(finished_at__lt=finished_at) | Q(finished_at=finished_at, id__lte=id_)
+    )
+    return _delete(jobs, list(older.values_list("id", flat=True)[:limit]))
+
+
+def prune_dead_letters(
+    broker: Broker, now: dt.datetime, ttl: float | None, batch: int
+) -> int:
+    """Delete up to ``batch`` dead letters created more than ``ttl`` seconds
+    ago (None: keep them until an operator deletes them)."""
+    if ttl is None:
+        return 0
+    letters = DeadLetter.objects.using(broker.using)
+    old = letters.filter(created_at__lt=now - dt.timedelta(seconds=ttl))
+    ids = list(old.values_list("id", flat=True)[:batch])
+    if ids:
+        letters.filter(id__in=ids).delete()
+    return len(ids)
+
+
+def _delete(jobs: QuerySet[Job], ids: list[int]) -> int:
+    if ids:
+        jobs.filter(id__in=ids).delete()
+    return len(ids)
