@@ -102,6 +102,13 @@ class Job(models.Model):
                 name="bgjobs_job_running_lease",
                 condition=Q(status=JobStatus.RUNNING),
             ),
+            # The newest finished jobs of all queues, for a retention count
+            # in BGJOBS (broker.pruning).
+            models.Index(
+                fields=["status", "finished_at"],
+                name="bgjobs_job_finished",
+                condition=Q(status__in=FINISHED),
+            ),
             models.Index(
                 fields=["expires_at"],
                 name="bgjobs_job_expires",
