@@ -57,12 +57,12 @@ def ensure_queue(broker: Broker, queue: str) -> None:
 
 
 def has_due(broker: Broker, queue: str, now: dt.datetime) -> bool:
-    """Return True if ``queue`` has a due job: a probe without locks, so that
-    a claim of an empty limited queue takes no lock."""
+    """Return True if ``queue`` has a due job and is not paused: a probe
+    without locks, so that a claim of an idle limited queue takes no lock."""
     with broker.connection.cursor() as cursor:
         cursor.execute(
             f"SELECT 1 FROM bgjobs_job WHERE queue = %s AND status IN {CLAIMABLE_SQL} "
-            "AND run_at <= %s LIMIT 1",
+            f"AND run_at <= %s {NOT_PAUSED_SQL} LIMIT 1",
             [queue, broker.adapt(now)],
         )
         return cursor.fetchone() is not None
