@@ -319,3 +319,16 @@ def test_redis_away_falls_back_to_the_database(settings, caplog):
     assert limiter.mode(limiter.conf.QUEUES["sms"]) is Mode.DATABASE
     assert claim(limiter, "sms", at=T0 + seconds(0.5))[0] == []
     assert len(claim(limiter, "sms", at=T0 + seconds(1.1))[0]) == 2
+
+
+@pytest.mark.django_db
+def test_a_paused_limited_queue_is_not_claimed(settings):
+    from django_bgjobs.services.queues import pause_queues, resume_queues
+
+    limited(settings, sms={"rate": "5/s", "concurrency": 3})
+    make_jobs("sms", [None] * 4)
+    limiter = Limiter(get_broker())
+    pause_queues(["sms"])
+    assert claim(limiter, "sms") == ([], None)
+    resume_queues(["sms"])
+    assert len(claim(limiter, "sms")[0]) == 3
