@@ -7,30 +7,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_bgjobs', '0008_limits'),
+        ("django_bgjobs", "0008_limits"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='job',
-            name='bgjobs_job_queue_status',
+            model_name="job",
+            name="bgjobs_job_queue_status",
         ),
         migrations.RemoveIndex(
-            model_name='job',
-            name='bgjobs_job_task',
+            model_name="job",
+            name="bgjobs_job_task",
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('status__in', ('succeeded', 'failed', 'cancelled'))), fields=['status', 'finished_at'], name='bgjobs_job_finished'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(
+                    ("status__in", ("succeeded", "failed", "cancelled"))
+                ),
+                fields=["status", "finished_at"],
+                name="bgjobs_job_finished",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['queue', 'status', 'finished_at'], name='bgjobs_job_queue_status'),
+            model_name="job",
+            index=models.Index(
+                fields=["queue", "status", "finished_at"],
+                name="bgjobs_job_queue_status",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['task', 'status', 'finished_at'], name='bgjobs_job_task'),
+            model_name="job",
+            index=models.Index(
+                fields=["task", "status", "finished_at"], name="bgjobs_job_task"
+            ),
         ),
     ]
