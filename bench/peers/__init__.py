@@ -1,0 +1,1 @@
+"""Reference drains of other queues beside our own (bench/README.md, Peers)."""
