@@ -67,7 +67,10 @@ def test_settings_reference_gives_each_type_and_default():
     for field in dataclasses.fields(conf.Settings):
         kind, default = documented[field.name]
         assert kind == type_name(field.type), field.name
-        assert ast.literal_eval(default) == field.default, field.name
+        if field.default_factory is not dataclasses.MISSING:
+            assert ast.literal_eval(default) == field.default_factory(), field.name
+        else:
+            assert ast.literal_eval(default) == field.default, field.name
 
 
 # -- runworkers ---------------------------------------------------------------
