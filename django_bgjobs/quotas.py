@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .exceptions import BgJobsImproperlyConfigured
-from .retention import Retention, parse_retention
+from .retention import Retention, number, parse_retention, split_span
 
 _UNITS = {
     "ms": 0.001,
@@ -46,11 +46,10 @@ class Rate:
     seconds: float
 
     def __str__(self) -> str:
-        for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
-            if self.seconds % size == 0:
-                count = int(self.seconds // size)
-                return f"{self.limit}/{'' if count == 1 else count}{unit}"
-        return f"{self.limit}/{self.seconds:g}s"
+        """Return the rate as it is declared: "30/s", "1000/h", "5/10s",
+        "250/500ms"."""
+        count, unit = split_span(self.seconds)
+        return f"{self.limit}/{'' if count == 1 else number(count)}{unit}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,17 +84,29 @@ class QueueLimits:
         return max(rates, default=0.0)
 
     def describe(self) -> str:
-        """Return the limits as one line, for the admin and the CLI."""
-        parts = []
-        if self.rate:
-            parts.append(f"rate {self.rate}")
-        if self.concurrency:
-            parts.append(f"concurrency {self.concurrency}")
-        if self.key_rate:
-            parts.append(f"per key rate {self.key_rate}")
-        if self.key_concurrency:
-            parts.append(f"per key concurrency {self.key_concurrency}")
-        return ", ".join(parts)
+        """Return the limits and the retention as one line, for the admin and
+        the CLI: "rate 10/s, concurrency 4, per key concurrency 1; keep
+        completed 1h / newest 1000, remove failed at once". Empty if the
+        queue declares nothing."""
+        limits = [
+            f"{label} {value}"
+            for label, value in (
+                ("rate", self.rate),
+                ("concurrency", self.concurrency),
+                ("per key rate", self.key_rate),
+                ("per key concurrency", self.key_concurrency),
+            )
+            if value is not None
+        ]
+        retention = [
+            policy.describe(jobs)
+            for jobs, policy in (
+                ("completed", self.remove_on_complete),
+                ("failed", self.remove_on_fail),
+            )
+            if policy is not None
+        ]
+        return "; ".join(", ".join(part) for part in (limits, retention) if part)
 
 
 def parse_rate(value: Any, where: str = "rate") -> Rate:

@@ -32,15 +32,52 @@ class Retention:
     age: float | None = None
     count: int | None = None
 
-    def describe(self) -> str:
-        if self.age is None and self.count is None:
-            return "kept"
-        parts = []
+    def describe(self, jobs: str = "finished jobs") -> str:
+        """Return the policy for a person, naming the jobs it applies to:
+        "remove failed at once", "keep completed", "keep no failed" (a count
+        of 0), "keep completed 1h / newest 1000" (kept at most an hour, and
+        only the newest 1000)."""
+        if self.age == 0:
+            return f"remove {jobs} at once"
+        if self.count == 0:
+            return f"keep no {jobs}"
+        bounds = []
         if self.age is not None:
-            parts.append(f"{self.age:g} s")
+            bounds.append(span(self.age))
         if self.count is not None:
-            parts.append(f"newest {self.count}")
-        return ", ".join(parts)
+            bounds.append(f"newest {self.count}")
+        return " ".join(["keep", jobs, " / ".join(bounds)]).rstrip()
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+_SPANS = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0))
+
+
+def split_span(seconds: float) -> tuple[float, str]:
+    """Return ``seconds`` as a count and the largest unit it is a whole
+    number of: ``(1, "h")`` for 3600, ``(90, "s")``, ``(500, "ms")`` for
+    0.5; else in seconds, ``(1.5, "s")``."""
+    units = _SPANS if seconds >= 1 else (("ms", 0.001),)
+    for unit, size in units:
+        count = round(seconds / size, 6)
+        if count.is_integer():
+            return count, unit
+    return seconds, "s"
+
+
+def span(seconds: float) -> str:
+    """Return ``seconds`` as "1h", "90s", "500ms", "1.5s", "2d"."""
+    count, unit = split_span(seconds)
+    return f"{number(count)}{unit}"
+
+
+def number(value: float) -> str:
+    """Return ``value`` without a trailing ".0" or an exponent for whole
+    numbers: "3", "1234567", "1.5"."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else str(round(value, 6))
 
 
 #: The policy of ``True``: removed at once.

@@ -125,6 +125,52 @@ def test_queues_setting_parses_and_names_its_errors(settings):
             get_settings()
 
 
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [
+        (Rate(30, 1.0), "30/s"),
+        (Rate(1000, 3600.0), "1000/h"),
+        (Rate(5, 10.0), "5/10s"),
+        (Rate(100, 60.0), "100/m"),
+        (Rate(3, 7200.0), "3/2h"),
+        (Rate(7, 86400.0), "7/d"),
+        (Rate(2, 1.5), "2/1.5s"),
+        (Rate(250, 0.5), "250/500ms"),
+        (Rate(3, 1234567.0), "3/1234567s"),
+    ],
+)
+def test_rates_print_as_declared_and_parse_back(rate, text):
+    assert str(rate) == text
+    assert parse_rate(text) == rate
+
+
+def test_describe_names_every_declared_limit_and_the_retention():
+    [orders] = parse_queues(
+        {
+            "orders": {
+                "rate": "10/s",
+                "concurrency": 4,
+                "key_rate": {"max": 5, "duration": 60_000},
+                "key_concurrency": 1,
+                "remove_on_complete": {"age": 3600, "count": 1000},
+                "remove_on_fail": True,
+            }
+        },
+        QUEUE_NAME,
+    ).values()
+    assert orders.describe() == (
+        "rate 10/s, concurrency 4, per key rate 5/m, per key concurrency 1; "
+        "keep completed 1h / newest 1000, remove failed at once"
+    )
+    kept = parse_queues(
+        {"q": {"remove_on_complete": False, "remove_on_fail": 0}}, QUEUE_NAME
+    )
+    assert kept["q"].describe() == "keep completed, keep no failed"
+    only_key = parse_queues({"q": {"key_concurrency": 2}}, QUEUE_NAME)
+    assert only_key["q"].describe() == "per key concurrency 2"
+    assert QueueLimits().describe() == ""
+
+
 def test_limit_key_is_set_at_enqueue_and_checked(db):
     handle = jobs.add.using(limit_key="customer:7").enqueue(1, 2)
     assert Job.objects.get(id=handle.id).limit_key == "customer:7"

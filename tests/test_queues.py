@@ -7,8 +7,10 @@ import re
 import subprocess
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from django_bgjobs.broker import get_broker
@@ -27,6 +29,11 @@ def make_job(**fields):
     fields.setdefault("task", "tests.jobs.noop")
     fields.setdefault("run_at", timezone.now() - dt.timedelta(minutes=1))
     return Job.objects.create(**fields)
+
+
+def declared(**queues):
+    """Override ``BGJOBS["QUEUES"]`` (conf resets on ``setting_changed``)."""
+    return override_settings(BGJOBS={**settings.BGJOBS, "QUEUES": queues})
 
 
 def paused():
@@ -160,6 +167,39 @@ def test_overview_lists_queues_with_jobs_or_state_with_counts_and_age(
     assert default.oldest_ready_age == pytest.approx(30, abs=0.01)
     assert (mail.finished, mail.oldest_ready_age) == (2, None)
     assert sum(by_name["empty"].counts.values()) == 0
+    assert {queue.limits for queue in overview} == {""}
+
+
+def test_overview_shows_declared_limits_and_declared_queues_without_jobs(
+    django_assert_num_queries,
+):
+    make_job(queue="mail", status=JobStatus.FAILED)
+    make_job(queue="default")
+    pause_queues(["paused"])
+    queues = {
+        "mail": {"rate": "30/s", "remove_on_fail": True},
+        "orders": {"concurrency": 4, "key_concurrency": 1},
+        "paused": {"key_rate": "5/10s"},
+        "idle": {},  # declares nothing: not a queue of its own
+    }
+
+    with declared(**queues), django_assert_num_queries(3):
+        overview = queue_overview()
+
+    by_name = {queue.name: queue for queue in overview}
+    assert list(by_name) == ["default", "mail", "orders", "paused"]
+    assert {name: queue.limits for name, queue in by_name.items()} == {
+        "default": "",
+        "mail": "rate 30/s; remove failed at once",
+        "orders": "concurrency 4, per key concurrency 1",
+        "paused": "per key rate 5/10s",
+    }
+    orders = by_name["orders"]
+    assert (orders.paused, orders.oldest_ready_age) == (False, None)
+    assert set(orders.counts) == set(JobStatus.values)
+    assert sum(orders.counts.values()) == 0
+    assert by_name["mail"].counts["failed"] == 1
+    assert by_name["paused"].paused
 
 
 # -- the bgjobs command -------------------------------------------------------
@@ -191,17 +231,38 @@ def test_command_pauses_resumes_and_lists_queues():
         "FAILED",
         "CANCELLED",
         "OLDEST DUE",
+        "LIMITS",
     ]
     rows = {line.split()[0]: line.split()[1:] for line in listing[1:]}
-    assert rows["default"] == ["running", "0", "0", "0", "0", "1", "0", "0", "-"]
-    assert rows["mail"] == ["paused", "0", "0", "0", "0", "0", "0", "0", "-"]
+    counts = ["0", "0", "0", "0", "1", "0", "0"]
+    assert rows["default"] == ["running", *counts, "-", "-"]
+    assert rows["mail"] == ["paused", "0", "0", "0", "0", "0", "0", "0", "-", "-"]
     assert rows["reports"][:3] == ["paused", "0", "1"]
-    assert re.fullmatch(r"\d+\.\ds", rows["reports"][-1])
+    assert re.fullmatch(r"\d+\.\ds", rows["reports"][-2])
 
     assert run("resume", "reports", "nope") == (
         "1 queue(s) resumed, 1 not paused: reports, nope\n"
     )
     assert paused() == {"mail": "cron"}
+
+
+def test_command_lists_each_queues_limits_in_the_last_column():
+    make_job(queue="default")
+    queues = {
+        "sms": {"rate": "30/s", "concurrency": 2},
+        "reports": {"remove_on_complete": {"age": 3600, "count": 10}},
+    }
+
+    with declared(**queues):
+        listing = run("queues").splitlines()
+
+    assert listing[0].split()[-1] == "LIMITS"
+    rows = {line.split()[0]: re.split(r"\s{2,}", line)[1:] for line in listing[1:]}
+    zeros = ["0"] * 7
+    assert rows["default"][-1] == "-"
+    assert rows["reports"] == ["running", *zeros, "-", "keep completed 1h / newest 10"]
+    assert rows["sms"] == ["running", *zeros, "-", "rate 30/s, concurrency 2"]
+    assert list(rows) == ["default", "reports", "sms"]
 
 
 def test_command_lists_nothing_when_no_queue_exists():

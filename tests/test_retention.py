@@ -76,6 +76,25 @@ def test_settings_and_queues_declare_policies(settings):
         get_settings()
 
 
+@pytest.mark.parametrize(
+    ("policy", "text"),
+    [
+        (REMOVE, "remove failed at once"),
+        (Retention(age=0.0, count=5), "remove failed at once"),
+        (KEEP, "keep failed"),
+        (Retention(count=0), "keep no failed"),
+        (Retention(count=50), "keep failed newest 50"),
+        (Retention(age=90.0), "keep failed 90s"),
+        (Retention(age=0.25), "keep failed 250ms"),
+        (Retention(age=7 * 86400.0, count=1000), "keep failed 7d / newest 1000"),
+        (Retention(age=5400.0, count=3), "keep failed 90m / newest 3"),
+    ],
+)
+def test_policies_describe_themselves(policy, text):
+    assert policy.describe("failed") == text
+    assert str(policy) == text.replace("failed", "finished jobs")
+
+
 def test_task_options_are_checked_at_enqueue(db):
     with pytest.raises(InvalidJob, match="remove_on_fail must be True, False"):
         jobs.add.using().options.merged(remove_on_fail="never").validate()

@@ -1,5 +1,6 @@
-"""Admin page of queues: every queue that has jobs or was ever paused, with
-its job counts and paused state, and Pause / Resume for one queue or many.
+"""Admin page of queues: every queue that has jobs, was ever paused or is
+declared in ``BGJOBS["QUEUES"]``, with its job counts, paused state and
+declared limits, and Pause / Resume for one queue or many.
 
 A custom list page, not the model's changelist: a queue that has jobs but was
 never paused has no ``QueueState`` row, and a GET must not write one. Figures
@@ -62,13 +63,13 @@ PAGE = """{% extends "admin/base_site.html" %}
 {% if can_change %}<th scope="col" class="action-checkbox-column"></th>{% endif %}
 <th scope="col">Queue</th><th scope="col">State</th>
 {% for label in columns %}<th scope="col">{{ label }}</th>{% endfor %}
-<th scope="col">Oldest due</th>{% if can_change %}<th scope="col"></th>{% endif %}
+<th scope="col">Oldest due</th><th scope="col">Limits</th>{% if can_change %}<th scope="col"></th>{% endif %}
 </tr></thead><tbody>
 {% for row in rows %}<tr>
 {% if can_change %}<td class="action-checkbox"><input type="checkbox" name="queue" value="{{ row.name }}" aria-label="{{ row.name }}"></td>{% endif %}
 <th class="field-name"><a href="{{ row.jobs_url }}">{{ row.name }}</a></th><td class="field-state">{{ row.state }}</td>
 {% for count in row.counts %}<td>{{ count }}</td>{% endfor %}
-<td class="field-oldest">{{ row.oldest }}</td>
+<td class="field-oldest">{{ row.oldest }}</td><td class="field-limits">{{ row.limits }}</td>
 {% if can_change %}<td>{% if row.paused %}<button type="submit" class="button" name="resume" value="{{ row.name }}">Resume</button>{% else %}<button type="submit" class="button" name="pause" value="{{ row.name }}">Pause</button>{% endif %}</td>{% endif %}
 </tr>{% empty %}<tr><td colspan="100">No queue has jobs or a paused state.</td></tr>{% endfor %}
 </tbody></table></div></form></div></div>{% endblock %}
@@ -114,6 +115,7 @@ class QueueStateAdmin(ReadOnlyAdmin):
             "state": _state(queue),
             "counts": [queue.counts[status] for status in COUNTED],
             "oldest": display.duration(queue.oldest_ready_age),
+            "limits": queue.limits or display.EMPTY,
         }
 
     def _change(self, request: HttpRequest) -> HttpResponse:

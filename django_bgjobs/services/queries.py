@@ -135,6 +135,9 @@ class QueueOverview:
     #: Seconds the longest-waiting due job has waited (from its ``run_at``),
     #: or None when no job is due.
     oldest_ready_age: float | None = None
+    #: The limits and retention declared in ``BGJOBS["QUEUES"]``, as one line
+    #: (``QueueLimits.describe()``); empty when the queue declares none.
+    limits: str = ""
 
     @property
     def paused(self) -> bool:
@@ -146,17 +149,20 @@ class QueueOverview:
 
 
 def queue_overview(now: dt.datetime | None = None) -> list[QueueOverview]:
-    """Return every queue that has jobs or a state row, sorted by name, with
-    its paused state, its job counts by status and the age of its oldest
-    due job. Three queries whatever the number of queues: counts (on the
-    ``(queue, status)`` index), oldest due job (on the claimable index), and
-    the state rows."""
+    """Return every queue that has jobs, a state row or an entry in
+    ``BGJOBS["QUEUES"]``, sorted by name, with its paused state, its job
+    counts by status, the age of its oldest due job and its declared limits.
+    Three queries whatever the number of queues: counts (on the ``(queue,
+    status)`` index), oldest due job (on the claimable index), and the state
+    rows; the limits come from the settings."""
     now = now or timezone.now()
     queues: dict[str, QueueOverview] = {}
 
     def of(name: str) -> QueueOverview:
         return queues.setdefault(name, QueueOverview(name))
 
+    for name, limits in get_settings().QUEUES.items():
+        of(name).limits = limits.describe()
     counts = Job.objects.values("queue", "status").annotate(n=Count("id"))
     for row in counts.order_by():
         of(row["queue"]).counts[row["status"]] = row["n"]

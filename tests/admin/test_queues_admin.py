@@ -1,7 +1,11 @@
 """The queues page: every queue with its counts and state, Pause and Resume
 per queue and in bulk, through the real admin views."""
 
+import re
+
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from django_bgjobs.models import QueueState
 from django_bgjobs.status import JobStatus
@@ -51,6 +55,30 @@ def test_page_lists_queues_with_and_without_state_rows(admin_client):
     assert html.count(">Running</span>") == 3
     assert 'name="action" value="resume"' in html
     assert not QueueState.objects.filter(name__in=["emails", "reports"]).exists()
+
+
+def test_page_shows_each_queues_declared_limits(admin_client):
+    make_job(queue="emails")
+    make_job(queue="reports")
+    queues = {
+        "emails": {"rate": "10/s", "key_concurrency": 1, "remove_on_fail": True},
+        "exports": {"concurrency": 2, "remove_on_complete": 100},
+    }
+
+    with override_settings(BGJOBS={**settings.BGJOBS, "QUEUES": queues}):
+        html = admin_client.get(page()).content.decode()
+
+    assert '<th scope="col">Limits</th>' in html
+    limits = re.findall(r'<td class="field-limits">(.*?)</td>', html)
+    names = re.findall(r'<th class="field-name"><a href="[^"]*">(.*?)</a>', html)
+    assert dict(zip(names, limits, strict=True)) == {
+        "emails": "rate 10/s, per key concurrency 1; remove failed at once",
+        "exports": "concurrency 2; keep completed newest 100",
+        "reports": "-",
+    }
+    # A declared queue without jobs or a state row is listed, with zero
+    # counts, and can be paused from its row.
+    assert 'name="pause" value="exports"' in html
 
 
 def test_row_buttons_pause_and_resume_one_queue(admin_client, admin_user):  # noqa: F811

@@ -20,6 +20,7 @@ COLUMNS = (
     ("FAILED", "failed"),
     ("CANCELLED", "cancelled"),
     ("OLDEST DUE", None),
+    ("LIMITS", None),
 )
 
 
@@ -42,7 +43,9 @@ class Command(BaseCommand):
         )
         resume = commands.add_parser("resume", help="Let workers claim again.")
         resume.add_argument("queue", nargs="+", metavar="QUEUE")
-        commands.add_parser("queues", help="List queues, their state and job counts.")
+        commands.add_parser(
+            "queues", help="List queues, their state, job counts and limits."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django_bgjobs.exceptions import InvalidJob
@@ -80,8 +83,9 @@ def table(queues: list[Any]) -> str:
             [
                 queue.name,
                 "paused" if queue.paused else "running",
-                *(str(queue.counts[status]) for _, status in COLUMNS[2:-1]),
+                *(str(queue.counts[status]) for _, status in COLUMNS[2:-2]),
                 "-" if age is None else f"{age:.1f}s",
+                queue.limits or "-",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
