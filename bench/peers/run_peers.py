@@ -100,11 +100,13 @@ def plan(args, peers):
                 command = ["node", str(BULLMQ / "drain.mjs"), *common]
                 command += ["--body", body, "--concurrency", c]
                 yield command, f"bullmq {body} C={c}"
-    if "ours" in peers:
-        command = [sys.executable, "-m", "bench.peers.ours", *common]
-        command += ["--vendors", args.ours_vendor, "--only", "drain", "--runs", "1"]
-        command += ["--concurrency", args.ours_concurrency]
-        yield command, f"ours {args.ours_vendor} noop C={args.ours_concurrency}"
+        if "ours" in peers:
+            command = [sys.executable, "-m", "bench.peers.ours", *common]
+            command += ["--vendors", args.ours_vendor, "--only", "drain"]
+            command += ["--runs", "1", "--body", body]
+            command += ["--concurrency", args.ours_concurrency]
+            label = f"ours {args.ours_vendor} {body} C={args.ours_concurrency}"
+            yield command, label
 
 
 def measure(command):
