@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
+from .broker.inserts import insert_job
 from .conf import get_settings
 from .exceptions import InvalidJob, JobDoesNotExist
 from .models import Job
@@ -180,7 +181,7 @@ def enqueue(
     job = build_job(spec, args, kwargs, timezone.now())
     using = router.db_for_write(Job)
     if job.active_key is None:
-        job.save(using=using, force_insert=True)
+        insert_job(job, using)
         _announce([job], using)
         return JobHandle(job)
     return _enqueue_keyed(job, using)
@@ -192,7 +193,7 @@ def _enqueue_keyed(job: Job, using: str) -> JobHandle:
     for _ in range(3):
         try:
             with transaction.atomic(using=using):
-                job.save(using=using, force_insert=True)
+                insert_job(job, using)
         except IntegrityError:
             job.pk = None
             existing = (

@@ -117,6 +117,34 @@ def test_enqueue_inserts_a_row_and_returns_its_handle():
 
 
 @pytest.mark.django_db
+def test_enqueue_stores_every_column_as_the_orm_would():
+    # enqueue() INSERTs through its own prepared statement (broker.inserts);
+    # the row must be the one Model.save() writes for the same job.
+    args, kwargs = ["Zoë ✓", {"n": [1, 2.5, None, True]}], {"b": "x\ny"}
+    spec = add.using(
+        priority=7, delay=30, key="k-1", limit_key="customer:9", timeout=4.5
+    )
+    handle = spec.enqueue(*args, **kwargs)
+    twin = build_job(spec, args, kwargs, Job.objects.get(pk=handle.id).created_at)
+    twin.key = twin.active_key = None  # the key is unique while unfinished
+    twin.save(force_insert=True)
+
+    ours, orm = Job.objects.get(pk=handle.id), Job.objects.get(pk=twin.pk)
+    assert ours.pk != orm.pk
+    assert handle.job._state.adding is False
+    skip = {"id", "active_key", "key", "run_at"}  # unique / time-dependent
+    for field in Job._meta.concrete_fields:
+        if field.attname not in skip:
+            assert getattr(ours, field.attname) == getattr(orm, field.attname), (
+                field.attname
+            )
+    assert (ours.key, ours.active_key, ours.limit_key) == ("k-1", "k-1", "customer:9")
+    assert ours.status == JobStatus.SCHEDULED
+    assert ours.args == args
+    assert ours.kwargs == kwargs
+
+
+@pytest.mark.django_db
 def test_non_json_argument_raises_and_writes_nothing():
     with pytest.raises(InvalidPayload, match=r"^args\[1\] is set"):
         add.enqueue(1, {2})
