@@ -557,7 +557,7 @@ def reset(base=0):
             if connection.vendor == "postgresql":
                 # The previous drain's dead rows, so that each drain starts
                 # alike; only the pages they touched are read.
-                cursor.execute("VACUUM bgjobs_job")
+                cursor.execute("VACUUM bgjobs_job, bgjobs_attempt")
         elif connection.vendor == "postgresql":
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
         else:
