@@ -14,6 +14,7 @@ from django_bgjobs.exceptions import InvalidJob
 from django_bgjobs.models import DeadLetter, Job
 from django_bgjobs.retention import KEEP, REMOVE, Retention, parse_retention
 from django_bgjobs.status import JobStatus
+from django_bgjobs.worker.maintenance import Maintenance
 from tests import jobs
 from tests.broker.test_conformance import failure, success
 
@@ -204,3 +205,36 @@ def test_dead_letters_go_after_their_own_ttl_only():
     assert prune_dead_letters(broker, now, 30 * 86400, 100) == 1
     assert list(DeadLetter.objects.values_list("id", flat=True)) == [new.id]
     assert not DeadLetter.objects.filter(id=old.id).exists()
+
+
+@pytest.mark.django_db
+def test_a_prune_pass_goes_batch_after_batch_until_nothing_is_left(settings):
+    # One batch per pass would delete PRUNE_BATCH rows per heartbeat at most,
+    # slower than a busy queue finishes jobs.
+    settings.BGJOBS = {**settings.BGJOBS, "REMOVE_ON_COMPLETE": 2, "PRUNE_BATCH": 3}
+    ids = finished(jobs.add.name, 12)
+    now = timezone.now()
+    old = [
+        DeadLetter.objects.create(
+            task="t", queue="q", reason="x", created_at=now - dt.timedelta(days=9)
+        )
+        for _ in range(7)
+    ]
+    settings.BGJOBS = {**settings.BGJOBS, "DEAD_LETTER_TTL": 86400}
+    maintenance = Maintenance("me:1:prune", get_broker().using)
+
+    assert maintenance.prune(get_broker(), now, budget=60.0) == 10 + 7
+    assert set(Job.objects.values_list("id", flat=True)) == set(ids[-2:])
+    assert not DeadLetter.objects.filter(id__in=[d.id for d in old]).exists()
+
+
+@pytest.mark.django_db
+def test_a_prune_pass_stops_at_its_budget_and_at_shutdown(settings):
+    settings.BGJOBS = {**settings.BGJOBS, "REMOVE_ON_COMPLETE": 0, "PRUNE_BATCH": 4}
+    finished(jobs.add.name, 12)
+    maintenance = Maintenance("me:1:prune", get_broker().using)
+
+    assert maintenance.prune(get_broker(), timezone.now(), budget=0.0) == 4
+    maintenance.done.set()
+    assert maintenance.prune(get_broker(), timezone.now(), budget=60.0) == 4
+    assert Job.objects.count() == 4

@@ -6,8 +6,9 @@ Each beat renews the leases of the process's running jobs in one statement
 code) and touches its registry row in another, then tries to take the
 maintenance lease. Only its holder returns jobs whose lease expired (their
 worker died) to ready, or to dead letters when their attempts are spent,
-marks silent workers lost, and (every third beat) prunes finished jobs, so
-at most one process across all machines does this at a time.
+marks silent workers lost, and prunes finished jobs past their retention
+(batch after batch, for at most a third of a heartbeat interval), so at
+most one process across all machines does this at a time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, connections
@@ -122,9 +124,25 @@ class Maintenance:
         if self.holds_lease(broker, now):
             self.reap(broker)
             broker.mark_lost_workers(now, conf.LEASE_SECONDS)
-            if beat % 3 == 1:
-                broker.prune(now, conf.PRUNE_BATCH)
-                prune_dead_letters(broker, now, conf.DEAD_LETTER_TTL, conf.PRUNE_BATCH)
+            self.prune(broker, now, conf.HEARTBEAT_SECONDS / 3)
+
+    def prune(self, broker: Broker, now: dt.datetime, budget: float) -> int:
+        """Delete finished jobs and dead letters past their retention, one
+        batch of ``PRUNE_BATCH`` after another (each a short statement that
+        locks only its rows), until none is left, ``budget`` seconds have
+        passed or the process stops; return how many were deleted."""
+        conf = get_settings()
+        batch = conf.PRUNE_BATCH
+        until = time.monotonic() + budget
+        total = 0
+        while True:
+            jobs = broker.prune(now, batch)
+            letters = prune_dead_letters(broker, now, conf.DEAD_LETTER_TTL, batch)
+            total += jobs + letters
+            if max(jobs, letters) < batch or time.monotonic() >= until:
+                return total
+            if self.done.is_set():
+                return total
 
     def holds_lease(self, broker: Broker, now: dt.datetime) -> bool:
         """Take or renew the maintenance lease; return True if held."""
