@@ -2,9 +2,11 @@
 count, per task, per queue and for all jobs, and the age of dead letters."""
 
 import datetime as dt
+import threading
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
 from django.utils import timezone
 
 from django_bgjobs.broker import get_broker
@@ -238,3 +240,38 @@ def test_a_prune_pass_stops_at_its_budget_and_at_shutdown(settings):
     maintenance.done.set()
     assert maintenance.prune(get_broker(), timezone.now(), budget=60.0) == 4
     assert Job.objects.count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pruning_skips_a_row_another_transaction_holds():
+    # A job an operator is retrying at that moment (its row locked) is left
+    # for a later batch, never deleted under the operator's feet.
+    if not connection.features.has_select_for_update_skip_locked:
+        pytest.skip("the database has no SKIP LOCKED (SQLite locks the file)")
+    past = timezone.now() - dt.timedelta(seconds=1)
+    held, free = (
+        Job.objects.create(
+            task=jobs.add.name, status=JobStatus.SUCCEEDED, expires_at=past
+        ).id
+        for _ in range(2)
+    )
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic():
+            Job.objects.select_for_update().get(id=held)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert get_broker().prune(timezone.now(), batch=10) == 1
+        assert set(Job.objects.values_list("id", flat=True)) == {held}
+    finally:
+        release.set()
+        holder.join()
+    assert get_broker().prune(timezone.now(), batch=10) == 1
+    assert not Job.objects.filter(id__in=[held, free]).exists()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db import connections, transaction
 from django.db.models import Q, QuerySet
 
-from ..models import DeadLetter, Job
+from ..models import Attempt, DeadLetter, Job
 from ..registry import CountScope, count_scopes
 from ..status import FINISHED
 from .base import Broker
@@ -23,8 +24,7 @@ from .base import Broker
 def prune_expired(broker: Broker, now: dt.datetime, batch: int) -> int:
     """Delete up to ``batch`` finished jobs past their ``expires_at``."""
     jobs = Job.objects.using(broker.using)
-    expired = jobs.filter(expires_at__lt=now, status__in=FINISHED)
-    return _delete(jobs, list(expired.values_list("id", flat=True)[:batch]))
+    return _delete(jobs.filter(expires_at__lt=now, status__in=FINISHED), batch)
 
 
 def prune_counts(broker: Broker, batch: int) -> int:
@@ -58,7 +58,7 @@ def _prune_scope(broker: Broker, scope: CountScope, limit: int) -> int:
     older = rows.filter(
         Q(finished_at__lt=finished_at) | Q(finished_at=finished_at, id__lte=id_)
     )
-    return _delete(jobs, list(older.values_list("id", flat=True)[:limit]))
+    return _delete(older, limit)
 
 
 def prune_dead_letters(
@@ -76,7 +76,34 @@ def prune_dead_letters(
     return len(ids)
 
 
-def _delete(jobs: QuerySet[Job], ids: list[int]) -> int:
-    if ids:
-        jobs.filter(id__in=ids).delete()
-    return len(ids)
+def _delete(rows: QuerySet[Job], limit: int) -> int:
+    """Delete up to ``limit`` of ``rows`` with their attempts, in one short
+    transaction, and return how many went.
+
+    The rows are locked as they are chosen (``SKIP LOCKED``: a row another
+    transaction holds waits for the next batch) and still finished when they
+    are deleted, so a job an operator retries at that moment is not lost.
+    ``QuerySet.delete()`` would load every row as a model (payloads, results)
+    to cascade in Python and delete in slices of 100; here it is three
+    statements whatever the batch: dead letters let go of the jobs (their
+    ``SET_NULL``), attempts go, jobs go. No delete signals are sent.
+    """
+    using = rows.db
+    with transaction.atomic(using=using):
+        ids = list(
+            rows.select_for_update(skip_locked=True).values_list("id", flat=True)[
+                :limit
+            ]
+        )
+        if not ids:
+            return 0
+        letters = DeadLetter.objects.using(using)
+        letters.filter(job_id__in=ids).update(job=None)
+        letters.filter(requeued_job_id__in=ids).update(requeued_job=None)
+        Attempt.objects.using(using).filter(job_id__in=ids).delete()
+        connection = connections[using]
+        table = connection.ops.quote_name(Job._meta.db_table)
+        marks = ", ".join(["%s"] * len(ids))
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks})", ids)
+        return len(ids)

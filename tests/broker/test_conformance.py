@@ -632,14 +632,22 @@ def test_prune_deletes_only_expired_finished_jobs_in_batches(broker):
     dead = DeadLetter.objects.create(
         job=dead_job, task=noop.name, queue="default", reason="gave up"
     )
+    requeued = DeadLetter.objects.create(
+        task=noop.name, queue="default", reason="x", requeued_job=gone[2]
+    )
+    other = Attempt.objects.create(
+        job=kept[0], number=1, started_at=past, finished_at=past, outcome="succeeded"
+    )
 
     removed = [broker.prune(now, batch=2) for _ in range(4)]
 
     assert removed == [2, 2, 1, 0]
     assert set(Job.objects.values_list("id", flat=True)) == {job.id for job in kept}
     dead.refresh_from_db()
+    requeued.refresh_from_db()
     assert (dead.job_id, dead.reason) == (None, "gave up")
-    assert not Attempt.objects.exists()
+    assert requeued.requeued_job_id is None
+    assert list(Attempt.objects.values_list("id", flat=True)) == [other.id]
 
 
 @pytest.mark.django_db
