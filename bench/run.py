@@ -556,8 +556,10 @@ def reset(base=0):
             cursor.execute("DELETE FROM bgjobs_job WHERE id > %s", [base])
             if connection.vendor == "postgresql":
                 # The previous drain's dead rows, so that each drain starts
-                # alike; only the pages they touched are read.
-                cursor.execute("VACUUM bgjobs_job, bgjobs_attempt")
+                # from the same table. INDEX_CLEANUP ON: with so few dead
+                # rows among millions a plain VACUUM skips the indexes, and
+                # the claim index would keep every drained job's entry.
+                cursor.execute("VACUUM (INDEX_CLEANUP ON) bgjobs_job, bgjobs_attempt")
         elif connection.vendor == "postgresql":
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
         else:
@@ -643,7 +645,12 @@ def bench_drain(args, concurrency, base=0):
 
     from django_bgjobs.models import Job
 
+    started = time.perf_counter()
     reset(base)
+    if base:
+        say(
+            "reset", 0, f"deleted and vacuumed in {time.perf_counter() - started:.1f} s"
+        )
     seed(args.jobs, args.chunk, args.body)
     analyze()
     connection.close()
