@@ -8,19 +8,21 @@ a read-then-write race.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
-from .broker.inserts import insert_job
+from .broker.inserts import can_insert_many, insert_job, insert_many
 from .conf import get_settings
 from .exceptions import InvalidJob, JobDoesNotExist
 from .models import Job
-from .payload import check_arguments
+from .payload import encode_arguments
 from .signals import job_enqueued
 from .status import FINISHED, JobStatus
 from .wakeup import announce_on_commit
@@ -33,15 +35,39 @@ class JobHandle:
     """A reference to an enqueued job; ``refresh()`` reads its row again."""
 
     def __init__(self, job: Job, *, created: bool = True) -> None:
-        self.job = job
+        self._job: Job | None = job
+        self._make: Callable[[], Job] | None = None
+        self._id: int = job.pk
         self.created = created
+
+    @classmethod
+    def _lazy(cls, job_id: int, make: Callable[[], Job]) -> JobHandle:
+        # enqueue_many: the Job instance is built only if someone asks.
+        handle = cls.__new__(cls)
+        handle._job, handle._make, handle._id = None, make, job_id
+        handle.created = True
+        return handle
+
+    @property
+    def job(self) -> Job:
+        """The ``Job`` row as last read (or as inserted)."""
+        if self._job is None:
+            make, self._make = self._make, None
+            if make is None:  # pragma: no cover - both unset is a bug
+                raise RuntimeError("JobHandle has no job and no way to build it.")
+            self._job = make()
+        return self._job
+
+    @job.setter
+    def job(self, job: Job) -> None:
+        self._job, self._make, self._id = job, None, job.pk
 
     def __repr__(self) -> str:
         return f"<JobHandle #{self.id} {self.job.task} {self.status}>"
 
     @property
     def id(self) -> int:
-        return self.job.id
+        return self._id if self._job is None else self._job.pk
 
     @property
     def status(self) -> str:
@@ -122,14 +148,16 @@ def build_job(
 
     Raise ``InvalidPayload``, ``PayloadTooLarge`` or ``InvalidJob``.
     """
+    job = _prototype(spec, now)
+    return _with_item(job, _checked_item(spec, args, kwargs))
+
+
+def _prototype(spec: JobSpec[Any, Any], now: dt.datetime) -> Job:
+    """Return an unsaved ``Job`` of ``spec`` without arguments or keys: what
+    every job of one enqueue (or one ``enqueue_many``) shares."""
     conf = get_settings()
     options = spec.options
     options.validate()
-    args = tuple(args)
-    if not isinstance(kwargs, dict):
-        raise InvalidJob(f"kwargs must be a dict, got {type(kwargs).__name__}.")
-    check_arguments(args, kwargs, conf.MAX_PAYLOAD_BYTES)
-    key = _key(options, args, kwargs)
     run_at = _run_at(options, now)
     return Job(
         task=spec.name,
@@ -138,11 +166,8 @@ def build_job(
         if options.priority is None
         else options.priority,
         status=JobStatus.SCHEDULED if run_at > now else JobStatus.READY,
-        args=list(args),
-        kwargs=kwargs,
-        key=key,
-        active_key=key,
-        limit_key=_key(options, args, kwargs, "limit_key"),
+        args=[],
+        kwargs={},
         run_at=run_at,
         created_at=now,
         max_attempts=options.attempts or conf.DEFAULT_ATTEMPTS,
@@ -155,17 +180,60 @@ def build_job(
     )
 
 
+#: One call's checked ``(args, kwargs, key, limit_key, args JSON, kwargs
+#: JSON)``.
+Item = tuple[list[Any], dict[str, Any], str | None, str | None, str, str]
+
+
+def _checked_item(
+    spec: JobSpec[Any, Any], args: Iterable[Any], kwargs: dict[str, Any]
+) -> Item:
+    """Check one call's arguments and build its keys (raise as build_job)."""
+    options = spec.options
+    args = tuple(args)
+    if not isinstance(kwargs, dict):
+        raise InvalidJob(f"kwargs must be a dict, got {type(kwargs).__name__}.")
+    encoded = encode_arguments(args, kwargs, get_settings().MAX_PAYLOAD_BYTES)
+    key = _key(options, args, kwargs)
+    limit_key = _key(options, args, kwargs, "limit_key")
+    return list(args), kwargs, key, limit_key, *encoded
+
+
+def _with_item(job: Job, item: Item) -> Job:
+    job.args, job.kwargs, job.key, job.limit_key = item[:4]
+    job.active_key = job.key
+    return job
+
+
+def _copy(prototype: Job, item: Item) -> Job:
+    job = copy.copy(prototype)
+    job._state = copy.copy(prototype._state)
+    return _with_item(job, item)
+
+
+def _inserted(prototype: Job, item: Item, job_id: int, using: str) -> Job:
+    job = _copy(prototype, item)
+    job.pk = job_id
+    job._state.adding, job._state.db = False, using
+    return job
+
+
 def _announce(jobs: list[Job], using: str) -> None:
     # Idle workers hear of new jobs from the database itself (on PostgreSQL a
     # trigger sends NOTIFY at commit, migration 0005) and, with REDIS_CACHE,
     # from a Redis publish once the transaction commits.
-    announce_on_commit({job.queue for job in jobs}, using)
+    _announce_ids([(job.task, job.queue, job.id) for job in jobs], using)
+
+
+def _announce_ids(jobs: list[tuple[str, str, int]], using: str) -> None:
+    """Announce ``(task, queue, id)`` jobs once the transaction commits."""
+    announce_on_commit({queue for _, queue, _ in jobs}, using)
     if not job_enqueued.has_listeners():
         return
 
     def send() -> None:
-        for job in jobs:
-            job_enqueued.send(job.task, job_id=job.id, queue=job.queue)
+        for task, queue, job_id in jobs:
+            job_enqueued.send(task, job_id=job_id, queue=queue)
 
     transaction.on_commit(send, using=using)
 
@@ -212,13 +280,16 @@ def _enqueue_keyed(job: Job, using: str) -> JobHandle:
 def enqueue_many(
     spec: JobSpec[Any, Any], items: Iterable[tuple[Iterable[Any], dict[str, Any]]]
 ) -> list[JobHandle]:
-    """Insert one job per ``(args, kwargs)`` item with one INSERT.
+    """Insert one job per ``(args, kwargs)`` item, in a few statements.
 
     Every item is checked first, so a bad one writes nothing. Items whose key
     an unfinished job holds (or an earlier item) get that job's handle.
+    Without keys, the jobs go in through ``broker.inserts.insert_many`` (the
+    shared values prepared once) and each handle builds its ``Job`` only
+    when asked.
     """
-    now = timezone.now()
-    jobs = []
+    prototype = _prototype(spec, timezone.now())
+    checked = []
     for index, item in enumerate(items):
         try:
             args, kwargs = item
@@ -226,15 +297,26 @@ def enqueue_many(
             raise InvalidJob(
                 f"enqueue_many item {index} must be an (args, kwargs) pair, got {item!r}."
             ) from None
-        jobs.append(build_job(spec, args, kwargs, now))
-    if not jobs:
+        checked.append(_checked_item(spec, args, kwargs))
+    if not checked:
         return []
     using = router.db_for_write(Job)
-    if all(job.active_key is None for job in jobs):
+    if any(item[2] is not None for item in checked):
+        return _enqueue_many_keyed([_copy(prototype, i) for i in checked], using)
+    if not can_insert_many(using):
+        jobs = [_copy(prototype, item) for item in checked]
         Job.objects.using(using).bulk_create(jobs)
         _announce(jobs, using)
         return [JobHandle(job) for job in jobs]
-    return _enqueue_many_keyed(jobs, using)
+    ids = insert_many(prototype, [(i[4], i[5], i[3]) for i in checked], using)
+    task, queue = prototype.task, prototype.queue
+    _announce_ids([(task, queue, job_id) for job_id in ids], using)
+    return [
+        JobHandle._lazy(
+            job_id, functools.partial(_inserted, prototype, i, job_id, using)
+        )
+        for job_id, i in zip(ids, checked, strict=True)
+    ]
 
 
 def _enqueue_many_keyed(jobs: list[Job], using: str) -> list[JobHandle]:

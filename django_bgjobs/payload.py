@@ -71,18 +71,30 @@ def check_arguments(
     naming the first argument that is not JSON, or ``PayloadTooLarge`` with
     the size and the limit.
     """
+    encoded_args, encoded_kwargs = encode_arguments(args, kwargs, limit)
+    return len(encoded_args) + len(encoded_kwargs) + 3
+
+
+def encode_arguments(
+    args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], limit: int
+) -> tuple[str, str]:
+    """Check as ``check_arguments`` and return the compact JSON of ``args``
+    and of ``kwargs``; the size is that of ``[args,kwargs]`` (ASCII, so
+    characters are bytes)."""
     for index, value in enumerate(args):
         _check_value(value, f"args[{index}]")
     for name, value in kwargs.items():
         _check_value(value, f"kwargs[{name!r}]")
-    size = len(json.dumps([args, kwargs], separators=(",", ":")).encode())
+    encoded_args = json.dumps(args, separators=(",", ":"))
+    encoded_kwargs = json.dumps(kwargs, separators=(",", ":"))
+    size = len(encoded_args) + len(encoded_kwargs) + 3
     if size > limit:
         raise PayloadTooLarge(
             f"The job's arguments encode to {size} bytes, over the limit of "
             f"{limit} bytes (BGJOBS['MAX_PAYLOAD_BYTES']): store the data "
             "elsewhere and pass its id."
         )
-    return size
+    return encoded_args, encoded_kwargs
 
 
 def check_result(value: Any) -> None:

@@ -221,3 +221,9 @@ def kept_two(n):
 @background(remove_on_complete=True)
 def removed_at_once(n):
     return n
+
+
+@background(limit_key=lambda *args, **kwargs: f"customer:{args[0]}")
+def keyed_anything(*args, **kwargs):
+    """Takes any JSON; counted under ``customer:<first argument>``."""
+    return None

@@ -4,6 +4,7 @@ hands back a ``JobHandle``."""
 import datetime as dt
 
 import pytest
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -15,10 +16,11 @@ from django_bgjobs import (
     JobStatus,
     PayloadTooLarge,
 )
+from django_bgjobs.broker import inserts
 from django_bgjobs.decorators import JobOptions
 from django_bgjobs.enqueue import build_job
 from django_bgjobs.models import Job
-from tests.jobs import add, always_fails, keyed_echo, noop
+from tests.jobs import add, always_fails, keyed_anything, keyed_echo, noop
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -205,6 +207,65 @@ def test_enqueue_many_returns_handles_in_item_order():
     rows = Job.objects.in_bulk([handle.id for handle in handles])
     assert [rows[handle.id].args for handle in handles] == [[i, i] for i in range(5)]
     assert all(handle.created for handle in handles)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("per_statement", [3, 1000])
+def test_enqueue_many_stores_every_job_as_the_orm_would(
+    monkeypatch, per_statement, enqueued, django_capture_on_commit_callbacks
+):
+    # Without keys, enqueue_many INSERTs through broker.inserts.insert_many in
+    # statements of a few rows (3 here, to cross statement boundaries) or
+    # one; each row must be what Model.save() writes for the same call.
+    monkeypatch.setattr(inserts, "ROWS_PER_STATEMENT", per_statement)
+    monkeypatch.setattr(inserts, "PG_ROWS_PER_STATEMENT", per_statement)
+    items = [
+        ((i, "Zoë ✓", {"n": [i, 2.5, None]}), {"seconds": i / 10}) for i in range(8)
+    ]
+    spec = keyed_anything.using(priority=3, delay=60, timeout=9.0)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        handles = spec.enqueue_many(items)
+
+    assert [h.id for h in handles] == sorted({h.id for h in handles})
+    assert enqueued == [(spec.name, h.id, "default") for h in handles]
+    for handle, (args, kwargs) in zip(handles, items, strict=True):
+        row = Job.objects.get(pk=handle.id)
+        twin = build_job(spec, args, kwargs, row.created_at)
+        twin.save(force_insert=True)
+        orm = Job.objects.get(pk=twin.pk)
+        for field in Job._meta.concrete_fields:
+            if field.attname not in {"id", "run_at"}:
+                ours, theirs = getattr(row, field.attname), getattr(orm, field.attname)
+                assert ours == theirs, field.attname
+        assert row.limit_key == f"customer:{args[0]}"
+        assert row.run_at == handles[0].job.run_at
+        # The handle's Job is built on demand and matches the row.
+        assert (handle.job.pk, handle.job.args, handle.job.limit_key) == (
+            row.pk,
+            row.args,
+            row.limit_key,
+        )
+        assert handle.job._state.adding is False
+        assert handle.status == JobStatus.SCHEDULED
+        twin.delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_many_in_a_rolled_back_transaction_leaves_nothing():
+    class Rollback(Exception):
+        pass
+
+    def enqueue_then_fail():
+        with transaction.atomic():
+            add.enqueue_many([((i, i), {}) for i in range(5)])
+            assert Job.objects.count() == 5
+            raise Rollback
+
+    with pytest.raises(Rollback):
+        enqueue_then_fail()
+
+    assert not Job.objects.exists()
 
 
 @pytest.mark.django_db

@@ -11,6 +11,7 @@ sent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections
@@ -62,3 +63,87 @@ def insert_job(job: Job, using: str) -> None:
             )
     job._state.adding = False
     job._state.db = using
+
+
+#: The columns that differ between the jobs of one ``enqueue_many`` call.
+VARYING = ("args", "kwargs", "limit_key")
+#: Rows per statement where each row's values are parameters (not PostgreSQL).
+ROWS_PER_STATEMENT = 500
+#: Rows per PostgreSQL statement (three array parameters, whatever the size).
+PG_ROWS_PER_STATEMENT = 10_000
+
+
+def can_insert_many(using: str) -> bool:
+    """True if ``insert_many`` can return the new ids on this database."""
+    return bool(connections[using].features.can_return_rows_from_bulk_insert)
+
+
+def insert_many(
+    prototype: Job,
+    rows: Sequence[tuple[str, str, str | None]],
+    using: str,
+) -> list[int]:
+    """INSERT one job per ``(args JSON, kwargs JSON, limit_key)`` row, every
+    other column as in the unsaved ``prototype``; return the new ids in row
+    order. Needs ``can_insert_many(using)``.
+
+    The common values are prepared once, not once per job: on PostgreSQL the
+    statement is one ``INSERT ... SELECT`` over ``unnest`` of three arrays,
+    whatever the number of jobs; elsewhere a multi-row ``VALUES`` of
+    ``ROWS_PER_STATEMENT`` rows at a time.
+    """
+    connection = connections[using]
+    meta = Job._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    table = quote(meta.db_table)
+    common = {
+        field.attname: field.get_db_prep_save(
+            getattr(prototype, field.attname), connection
+        )
+        for field in fields
+        if field.attname not in VARYING
+    }
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            casts = {"args": "u.a::jsonb", "kwargs": "u.k::jsonb", "limit_key": "u.l"}
+            select = ", ".join(casts.get(field.attname, "%s") for field in fields)
+            sql = (
+                f"INSERT INTO {table} ({columns}) SELECT {select} FROM "
+                "unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
+                f"AS u(a, k, l, n) ORDER BY u.n RETURNING {quote(_PK)}"
+            )
+            head = [common[f.attname] for f in fields if f.attname in common]
+            for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
+                chunk = rows[start : start + PG_ROWS_PER_STATEMENT]
+                arrays = [list(column) for column in zip(*chunk, strict=True)]
+                cursor.execute(sql, head + arrays)
+                ids += [row[0] for row in cursor.fetchall()]
+            return ids
+        size = ROWS_PER_STATEMENT
+        if connection.features.max_query_params:
+            size = max(
+                1, min(size, connection.features.max_query_params // len(fields))
+            )
+        marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            params = []
+            for args, kwargs, limit_key in chunk:
+                varying = {"args": args, "kwargs": kwargs, "limit_key": limit_key}
+                params += [
+                    varying[field.attname]
+                    if field.attname in varying
+                    else common[field.attname]
+                    for field in fields
+                ]
+            values = ", ".join([marks] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {values} "
+                f"RETURNING {quote(_PK)}",
+                params,
+            )
+            ids += [row[0] for row in cursor.fetchall()]
+    return ids
