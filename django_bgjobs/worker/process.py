@@ -444,7 +444,8 @@ class WorkerProcess:
     # -- running one job ------------------------------------------------------
 
     def _run_job(self, job: ClaimedJob) -> None:
-        logger.info(
+        # DEBUG: at INFO a job costs one line, its outcome.
+        logger.debug(
             "job started id=%s task=%s queue=%s attempt=%s",
             job.id,
             job.task,
