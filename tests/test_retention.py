@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from django_bgjobs.broker import get_broker
-from django_bgjobs.broker.pruning import prune_dead_letters
+from django_bgjobs.broker.pruning import Cuts, prune_dead_letters
 from django_bgjobs.conf import get_settings
 from django_bgjobs.exceptions import InvalidJob
 from django_bgjobs.models import DeadLetter, Job
@@ -275,3 +275,27 @@ def test_pruning_skips_a_row_another_transaction_holds():
         holder.join()
     assert get_broker().prune(timezone.now(), batch=10) == 1
     assert not Job.objects.filter(id__in=[held, free]).exists()
+
+
+@pytest.mark.django_db
+def test_a_count_cut_is_reused_within_its_ttl_and_keeps_more_never_fewer(settings):
+    # Finding a cut reads `count` index entries; the maintenance loop keeps
+    # it for a while. Jobs that finish meanwhile only make the old cut keep
+    # more than the count.
+    settings.BGJOBS = {**settings.BGJOBS, "REMOVE_ON_COMPLETE": 2}
+    broker = get_broker()
+    first = finished(jobs.add.name, 5)
+    cuts = Cuts(ttl=3600.0)
+    assert broker.prune(timezone.now(), batch=100, cuts=cuts) == 3
+    later = [
+        Job.objects.create(
+            task=jobs.add.name,
+            status=JobStatus.SUCCEEDED,
+            finished_at=T0 + dt.timedelta(minutes=5, seconds=i),
+        ).id
+        for i in range(3)
+    ]
+    assert broker.prune(timezone.now(), batch=100, cuts=cuts) == 0
+    assert set(Job.objects.values_list("id", flat=True)) == {*first[-2:], *later}
+    assert broker.prune(timezone.now(), batch=100, cuts=Cuts(ttl=0.0)) == 3
+    assert set(Job.objects.values_list("id", flat=True)) == set(later[-2:])

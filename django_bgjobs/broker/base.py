@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
@@ -24,6 +24,9 @@ from .. import registry
 from ..conf import get_settings
 from ..models import Attempt, DeadLetter, Job, JobQuerySet, Lease, QueueState, Worker
 from ..status import CLAIMABLE, FINISHED, AttemptOutcome, JobStatus
+
+if TYPE_CHECKING:
+    from .pruning import Cuts
 
 logger = logging.getLogger(__name__)
 
@@ -538,14 +541,15 @@ class Broker:
 
     # -- maintenance ----------------------------------------------------------
 
-    def prune(self, now: dt.datetime, batch: int) -> int:
+    def prune(self, now: dt.datetime, batch: int, cuts: Cuts | None = None) -> int:
         """Delete up to ``batch`` finished jobs past their retention (age,
-        then count); see ``broker.pruning``."""
+        then count); see ``broker.pruning`` (``cuts``: the count scopes'
+        cuts, remembered between calls)."""
         from .pruning import prune_counts, prune_expired
 
         deleted = prune_expired(self, now, batch)
         if deleted < batch:
-            deleted += prune_counts(self, batch - deleted)
+            deleted += prune_counts(self, batch - deleted, cuts)
         return deleted
 
     def next_run_at(self, queues: Sequence[str] | None) -> dt.datetime | None:

@@ -11,6 +11,8 @@ scope are kept, ``registry.count_scopes``), and the age of dead letters
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 
 from django.db import connections, transaction
 from django.db.models import Q, QuerySet
@@ -27,18 +29,50 @@ def prune_expired(broker: Broker, now: dt.datetime, batch: int) -> int:
     return _delete(jobs.filter(expires_at__lt=now, status__in=FINISHED), batch)
 
 
-def prune_counts(broker: Broker, batch: int) -> int:
+#: How long the maintenance loop reuses the cut of a count scope.
+CUT_TTL = 60.0
+
+Cut = tuple[dt.datetime, int] | None
+
+
+class Cuts:
+    """The cut of each count scope (the newest job past the count), kept for
+    ``ttl`` seconds between prune passes.
+
+    Finding a cut reads ``count`` index entries, which for a large count is
+    the one costly statement of pruning, so it is not repeated for every
+    batch. Reusing an old cut is safe: jobs that finished since only move
+    the true cut to newer jobs, so an old cut keeps more jobs than the
+    count, never fewer.
+    """
+
+    def __init__(self, ttl: float = CUT_TTL) -> None:
+        self.ttl = ttl
+        self.found: dict[CountScope, tuple[float, Cut]] = {}
+
+    def get(self, scope: CountScope, find: Callable[[], Cut]) -> Cut:
+        now = time.monotonic()
+        known = self.found.get(scope)
+        if known is not None and now - known[0] < self.ttl:
+            return known[1]
+        cut = find()
+        self.found[scope] = (now, cut)
+        return cut
+
+
+def prune_counts(broker: Broker, batch: int, cuts: Cuts | None = None) -> int:
     """Delete up to ``batch`` finished jobs beyond the count of their
-    retention policy, oldest first."""
+    retention policy, oldest first; ``cuts`` remembers each scope's cut
+    (none: find it afresh)."""
     deleted = 0
     for scope in count_scopes():
         if deleted >= batch:
             break
-        deleted += _prune_scope(broker, scope, batch - deleted)
+        deleted += _prune_scope(broker, scope, batch - deleted, cuts or Cuts(0.0))
     return deleted
 
 
-def _prune_scope(broker: Broker, scope: CountScope, limit: int) -> int:
+def _prune_scope(broker: Broker, scope: CountScope, limit: int, cuts: Cuts) -> int:
     jobs = Job.objects.using(broker.using)
     rows = jobs.filter(status__in=scope.statuses, finished_at__isnull=False)
     if scope.task is not None:
@@ -49,16 +83,24 @@ def _prune_scope(broker: Broker, scope: CountScope, limit: int) -> int:
         rows = rows.exclude(task__in=scope.exclude_tasks)
     if scope.exclude_queues:
         rows = rows.exclude(queue__in=scope.exclude_queues)
-    # The newest row past the count: it and every older row go.
-    newest = rows.order_by("-finished_at", "-id").values_list("finished_at", "id")
-    cut = list(newest[scope.count : scope.count + 1])
-    if not cut:
+
+    def find() -> Cut:
+        # The newest row past the count: it and every older row go.
+        newest = rows.order_by("-finished_at", "-id")
+        found = list(newest.values_list("finished_at", "id")[scope.count :][:1])
+        if not found or found[0][0] is None:  # finished_at is never NULL here
+            return None
+        return found[0][0], found[0][1]
+
+    cut = cuts.get(scope, find)
+    if cut is None:
         return 0
-    finished_at, id_ = cut[0]
+    finished_at, id_ = cut
     older = rows.filter(
         Q(finished_at__lt=finished_at) | Q(finished_at=finished_at, id__lte=id_)
     )
-    return _delete(older, limit)
+    # Oldest first, along the same index as the cut.
+    return _delete(older.order_by("finished_at", "id"), limit)
 
 
 def prune_dead_letters(

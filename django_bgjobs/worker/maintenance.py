@@ -25,7 +25,7 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from ..broker import Broker, get_broker
-from ..broker.pruning import prune_dead_letters
+from ..broker.pruning import Cuts, prune_dead_letters
 from ..conf import get_settings
 from .executor import interrupted, lost, timed_out
 from .outage import Outage
@@ -54,6 +54,7 @@ class Maintenance:
         self.queues = queues
         self.concurrency = concurrency
         self.done = threading.Event()
+        self.cuts = Cuts()
         self.thread = threading.Thread(target=self._loop, name="bgjobs-heartbeat")
         self.thread.daemon = True
 
@@ -136,7 +137,7 @@ class Maintenance:
         until = time.monotonic() + budget
         total = 0
         while True:
-            jobs = broker.prune(now, batch)
+            jobs = broker.prune(now, batch, self.cuts)
             letters = prune_dead_letters(broker, now, conf.DEAD_LETTER_TTL, batch)
             total += jobs + letters
             if max(jobs, letters) < batch or time.monotonic() >= until:
