@@ -447,7 +447,7 @@ def child(args):
         data["seed"] = ensure_finished(args.finished_rows, label)
         data["finished"] = {}
         for c in args.concurrencies:
-            result = bench_drain(args, c, base=data["seed"]["max_id"])
+            result = bench_drain(args, c, base=data["seed"]["max_id"], label=label)
             data["finished"][str(c)] = result
             say_drain(label, args.run, c, result)
         Path(args.out).write_text(json.dumps(data))
@@ -635,7 +635,7 @@ def worker_command(args, *flags):
     ]
 
 
-def bench_drain(args, concurrency, base=0):
+def bench_drain(args, concurrency, base=0, label=""):
     """Seed ready jobs, run ``runworkers --burst`` and time it.
 
     ``base``: the highest id of the seeded finished rows, which stay.
@@ -648,9 +648,8 @@ def bench_drain(args, concurrency, base=0):
     started = time.perf_counter()
     reset(base)
     if base:
-        say(
-            "reset", 0, f"deleted and vacuumed in {time.perf_counter() - started:.1f} s"
-        )
+        took = time.perf_counter() - started
+        say(label, args.run, f"previous drain deleted and vacuumed in {took:.1f} s")
     seed(args.jobs, args.chunk, args.body)
     analyze()
     connection.close()
