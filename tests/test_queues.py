@@ -16,7 +16,12 @@ from django.utils import timezone
 from django_bgjobs.broker import get_broker
 from django_bgjobs.exceptions import InvalidJob
 from django_bgjobs.models import Job, QueueState
-from django_bgjobs.services.queries import queue_overview
+from django_bgjobs.services.queries import (
+    distinct_values,
+    queue_names,
+    queue_overview,
+    task_names,
+)
 from django_bgjobs.services.queues import pause_queues, resume_queues
 from django_bgjobs.status import JobStatus
 from tests.broker.test_conformance import claim_all, run_threads
@@ -147,11 +152,11 @@ def test_overview_lists_queues_with_jobs_or_state_with_counts_and_age(
         run_at=now + dt.timedelta(minutes=5),
     )
     make_job(queue="default", status=JobStatus.RUNNING)
-    make_job(queue="mail", status=JobStatus.SUCCEEDED)
-    make_job(queue="mail", status=JobStatus.FAILED)
+    make_job(queue="mail", status=JobStatus.SUCCEEDED, finished_at=now)
+    make_job(queue="mail", status=JobStatus.FAILED, finished_at=now)
     pause_queues(["mail", "empty"], by="ops")
 
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(5):
         overview = queue_overview(now=now)
 
     by_name = {queue.name: queue for queue in overview}
@@ -168,12 +173,70 @@ def test_overview_lists_queues_with_jobs_or_state_with_counts_and_age(
     assert (mail.finished, mail.oldest_ready_age) == (2, None)
     assert sum(by_name["empty"].counts.values()) == 0
     assert {queue.limits for queue in overview} == {""}
+    assert {queue.window for queue in overview} == {dt.timedelta(hours=24)}
+
+
+def test_overview_counts_finished_jobs_of_the_window_and_every_unfinished_one():
+    now = timezone.now()
+    day = dt.timedelta(days=1)
+    for age in (dt.timedelta(hours=1), dt.timedelta(hours=23), 2 * day, 40 * day):
+        make_job(queue="mail", status=JobStatus.SUCCEEDED, finished_at=now - age)
+    make_job(queue="mail", status=JobStatus.CANCELLED, finished_at=now - 3 * day)
+    # Unfinished jobs count whatever their age.
+    make_job(queue="mail", created_at=now - 40 * day, run_at=now - 40 * day)
+    # A queue whose jobs all finished long ago is still listed, with zeros.
+    make_job(queue="old", status=JobStatus.FAILED, finished_at=now - 40 * day)
+
+    day_counts = {q.name: q.counts for q in queue_overview(now=now)}
+    week = {q.name: q for q in queue_overview(now=now, window=7 * day)}
+
+    assert list(day_counts) == ["mail", "old"]
+    assert {k: v for k, v in day_counts["mail"].items() if v} == {
+        "succeeded": 2,
+        "ready": 1,
+    }
+    assert sum(day_counts["old"].values()) == 0
+    assert {k: v for k, v in week["mail"].counts.items() if v} == {
+        "succeeded": 3,
+        "cancelled": 1,
+        "ready": 1,
+    }
+    assert (week["mail"].window, week["mail"].finished) == (7 * day, 4)
+
+
+@pytest.mark.parametrize("window", [dt.timedelta(0), dt.timedelta(seconds=-1)])
+def test_overview_refuses_a_window_that_is_not_positive(window):
+    with pytest.raises(ValueError, match="window must be positive"):
+        queue_overview(window=window)
+
+
+def test_queue_and_task_names_are_the_distinct_values_sorted_one_query_each(
+    django_assert_num_queries,
+):
+    for queue, task in [("mail", "b.task"), ("a", "z.task"), ("mail", "b.task")]:
+        make_job(queue=queue, task=task, status=JobStatus.SUCCEEDED)
+    make_job(queue="reports", task="a.task")
+
+    with django_assert_num_queries(2):
+        queues, tasks = queue_names(), task_names()
+
+    assert queues == ["a", "mail", "reports"]
+    assert tasks == ["a.task", "b.task", "z.task"]
+
+
+def test_distinct_values_refuses_a_column_without_its_own_index():
+    with pytest.raises(ValueError, match="'status' is not one of"):
+        distinct_values("status")
+
+
+def test_distinct_values_of_an_empty_table_are_empty():
+    assert (queue_names(), task_names()) == ([], [])
 
 
 def test_overview_shows_declared_limits_and_declared_queues_without_jobs(
     django_assert_num_queries,
 ):
-    make_job(queue="mail", status=JobStatus.FAILED)
+    make_job(queue="mail", status=JobStatus.FAILED, finished_at=timezone.now())
     make_job(queue="default")
     pause_queues(["paused"])
     queues = {
@@ -183,7 +246,7 @@ def test_overview_shows_declared_limits_and_declared_queues_without_jobs(
         "idle": {},  # declares nothing: not a queue of its own
     }
 
-    with declared(**queues), django_assert_num_queries(3):
+    with declared(**queues), django_assert_num_queries(5):
         overview = queue_overview()
 
     by_name = {queue.name: queue for queue in overview}
@@ -213,7 +276,7 @@ def run(*args):
 
 def test_command_pauses_resumes_and_lists_queues():
     make_job(queue="reports")
-    make_job(queue="default", status=JobStatus.SUCCEEDED)
+    make_job(queue="default", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
 
     assert run("pause", "reports", "mail", "--by", "cron") == (
         "2 queue(s) paused, 0 already paused: reports, mail\n"
@@ -227,9 +290,9 @@ def test_command_pauses_resumes_and_lists_queues():
         "READY",
         "WAITING",
         "RUNNING",
-        "SUCCEEDED",
-        "FAILED",
-        "CANCELLED",
+        "SUCCEEDED (24 h)",
+        "FAILED (24 h)",
+        "CANCELLED (24 h)",
         "OLDEST DUE",
         "LIMITS",
     ]

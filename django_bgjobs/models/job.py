@@ -120,6 +120,13 @@ class Job(models.Model):
                 fields=["queue", "status", "finished_at"],
                 name="bgjobs_job_queue_status",
             ),
+            # Exact counts of the unfinished jobs by queue and status, whatever
+            # the number of finished rows (services.queries.queue_overview).
+            models.Index(
+                fields=["queue", "status"],
+                name="bgjobs_job_unfinished",
+                condition=Q(status__in=UNFINISHED),
+            ),
             # Plain indexes via Meta: a db_index/unique field would also get a
             # second "_like" index on PostgreSQL, costing every UPDATE.
             models.Index(

@@ -1,11 +1,13 @@
 """The queues page: every queue with its counts and state, Pause and Resume
 per queue and in bulk, through the real admin views."""
 
+import datetime as dt
 import re
 
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from django.utils import timezone
 
 from django_bgjobs.models import QueueState
 from django_bgjobs.status import JobStatus
@@ -55,6 +57,37 @@ def test_page_lists_queues_with_and_without_state_rows(admin_client):
     assert html.count(">Running</span>") == 3
     assert 'name="action" value="resume"' in html
     assert not QueueState.objects.filter(name__in=["emails", "reports"]).exists()
+
+
+def test_page_counts_unfinished_jobs_and_jobs_finished_in_the_last_24_hours(
+    admin_client,
+):
+    now = timezone.now()
+    make_job(queue="emails", status=JobStatus.SUCCEEDED, finished_at=now)
+    make_job(
+        queue="emails",
+        status=JobStatus.SUCCEEDED,
+        finished_at=now - dt.timedelta(days=2),
+    )
+    make_job(queue="emails", status=JobStatus.FAILED, finished_at=now)
+    make_job(queue="emails", created_at=now - dt.timedelta(days=30))
+
+    html = admin_client.get(page()).content.decode()
+
+    table = html[html.index('<table id="result_list">') :]
+    headers = re.findall(r'<th scope="col">(.*?)</th>', table)
+    assert headers[2:9] == [
+        "Scheduled",
+        "Ready",
+        "Waiting for children",
+        "Running",
+        "Succeeded (24 h)",
+        "Failed (24 h)",
+        "Cancelled (24 h)",
+    ]
+    row = html[html.index('<th class="field-name">') :]
+    counts = re.findall(r"<td>(\d+)</td>", row[: row.index("</tr>")])
+    assert counts == ["0", "1", "0", "0", "1", "1", "0"]
 
 
 def test_page_shows_each_queues_declared_limits(admin_client):

@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 #: The exit status for a bad queue name (as argparse uses for bad usage).
 EXIT_USAGE = 2
-COLUMNS = (
-    ("QUEUE", None),
-    ("STATE", None),
+#: Count columns: every unfinished job; finished jobs of the last 24 hours
+#: (``services.queries.FINISHED_WINDOW``, named in their headers).
+COUNTS = (
     ("SCHEDULED", "scheduled"),
     ("READY", "ready"),
     ("WAITING", "waiting_children"),
@@ -19,9 +19,8 @@ COLUMNS = (
     ("SUCCEEDED", "succeeded"),
     ("FAILED", "failed"),
     ("CANCELLED", "cancelled"),
-    ("OLDEST DUE", None),
-    ("LIMITS", None),
 )
+FINISHED_COLUMNS = ("succeeded", "failed", "cancelled")
 
 
 class Command(BaseCommand):
@@ -76,19 +75,26 @@ def table(queues: list[Any]) -> str:
     """Return the overview as a plain text table, one queue per line."""
     if not queues:
         return "No queue has jobs or a paused state."
-    rows = [[title for title, _ in COLUMNS]]
+    from django_bgjobs.services.queries import window_label
+
+    window = window_label(queues[0].window)
+    headers = [
+        f"{title} ({window})" if status in FINISHED_COLUMNS else title
+        for title, status in COUNTS
+    ]
+    rows = [["QUEUE", "STATE", *headers, "OLDEST DUE", "LIMITS"]]
     for queue in queues:
         age = queue.oldest_ready_age
         rows.append(
             [
                 queue.name,
                 "paused" if queue.paused else "running",
-                *(str(queue.counts[status]) for _, status in COLUMNS[2:-2]),
+                *(str(queue.counts[status]) for _, status in COUNTS),
                 "-" if age is None else f"{age:.1f}s",
                 queue.limits or "-",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(
             cell.ljust(width) for cell, width in zip(row, widths, strict=True)
