@@ -48,6 +48,8 @@ class JobAdmin(ReadOnlyAdmin):
         "created_at",
         "started_at",
         "finished_at",
+        # The status column reads it for running jobs.
+        "cancel_requested_at",
     )
     list_filter = ("status", QueueFilter, TaskFilter)
     search_fields = ("id", "key")

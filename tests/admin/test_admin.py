@@ -12,7 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from django_bgjobs.admin.readonly import EstimatingPaginator
 from django_bgjobs.models import Attempt, DeadLetter, Job
+from django_bgjobs.services.queries import count_or_estimate, estimated_count
 from django_bgjobs.status import AttemptOutcome, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -559,3 +561,78 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, model):
     many = changelist_queries(admin_client, model)
     assert Job.objects.count() == 50
     assert many == few
+
+
+def test_job_list_query_count_does_not_grow_with_running_jobs(admin_client):
+    def running(count, **fields):
+        for _ in range(count):
+            make_job(status=JobStatus.RUNNING, attempt=1, started_at=T0, **fields)
+
+    running(1)
+    running(1, cancel_requested_at=T0)
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(url("job_changelist"))
+    running(20)
+    running(20, cancel_requested_at=T0)
+    with CaptureQueriesContext(connection) as many:
+        html = admin_client.get(url("job_changelist")).content.decode()
+
+    # The status column reads cancel_requested_at of running jobs: it is
+    # loaded with the page, not by one query per row.
+    assert len(many) == len(few)
+    assert html.count("cancel requested") == 21
+
+
+# -- counts: exact, or the planner's estimate past a threshold --
+
+
+def pagination_text(html):
+    """The count under the list, without the words after it."""
+    nav = html[html.index('<nav class="paginator"') :]
+    nav = nav[nav.index("</h2>") : nav.index("</nav>")]
+    return re.sub(r"<[^>]+>|\s+", " ", nav).split("jobs")[0]
+
+
+def test_job_list_shows_the_planners_estimate_past_the_threshold(
+    admin_client, monkeypatch
+):
+    for _ in range(30):
+        make_failed_job()
+    for _ in range(3):
+        make_job()
+    monkeypatch.setattr(EstimatingPaginator, "estimate_above", 10)
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE bgjobs_job")
+
+    html = admin_client.get(url("job_changelist")).content.decode()
+    ready = admin_client.get(url("job_changelist") + "?status__exact=ready")
+
+    # Three ready jobs are under the threshold by any estimate: counted.
+    assert pagination_text(ready.content.decode()).split() == ["3"]
+    if not postgresql:
+        # Other databases have no estimate: the list counts.
+        assert pagination_text(html).split() == ["33"]
+        assert "about" not in html
+        return
+    words = pagination_text(html).split()
+    assert words[0] == "about"
+    estimate = int(words[1].replace(",", ""))
+    assert 10 < estimate < 100
+    assert f'title="The database\'s estimate, not a count">about {words[1]}<' in html
+    assert f"about {words[1]} results" in html  # the search bar's count
+    assert f"Select all about {words[1]} jobs" in html
+
+
+def test_count_or_estimate_counts_below_the_threshold_and_off_postgresql():
+    for _ in range(4):
+        make_job()
+    rows = Job.objects.all()
+
+    assert count_or_estimate(rows, above=1000) == (4, False)
+    count, estimated = count_or_estimate(rows, above=0)
+    if connection.vendor == "postgresql":
+        assert (estimated, count == estimated_count(rows)) == (True, True)
+    else:
+        assert (count, estimated, estimated_count(rows)) == (4, False, None)
