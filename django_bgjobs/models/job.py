@@ -120,10 +120,11 @@ class Job(models.Model):
                 fields=["queue", "status", "finished_at"],
                 name="bgjobs_job_queue_status",
             ),
-            # Exact counts of the unfinished jobs by queue and status, whatever
-            # the number of finished rows (services.queries.queue_overview).
+            # Exact counts of the unfinished jobs by queue and status, and the
+            # oldest due job of each queue, whatever the number of finished
+            # rows: index-only scans (services.queries.queue_overview).
             models.Index(
-                fields=["queue", "status"],
+                fields=["queue", "status", "run_at"],
                 name="bgjobs_job_unfinished",
                 condition=Q(status__in=UNFINISHED),
             ),
