@@ -258,7 +258,8 @@ def queue_overview(
     Five queries whatever the number of queues: the queue names
     (``queue_names``), the unfinished counts (on the partial index
     ``bgjobs_job_unfinished``), the finished counts (ranges of
-    ``bgjobs_job_queue_status``), the oldest due job (on the claimable index),
+    ``bgjobs_job_queue_status``), the oldest due job (``bgjobs_job_unfinished``
+    again),
     and the state rows; the limits come from the settings."""
     if window <= dt.timedelta(0):
         raise ValueError(f"queue_overview: window must be positive, not {window}")
