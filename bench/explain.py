@@ -373,7 +373,7 @@ def scenarios(rows):
     from django.utils import timezone
 
     from django_bgjobs.broker import get_broker
-    from django_bgjobs.broker.pruning import _prune_scope, prune_dead_letters
+    from django_bgjobs.broker.pruning import Cuts, _prune_scope, prune_dead_letters
     from django_bgjobs.conf import get_settings
     from django_bgjobs.registry import count_scopes
     from django_bgjobs.services import queries
@@ -420,7 +420,7 @@ def scenarios(rows):
 
     def prune_scopes():
         for scope in count_scopes():
-            _prune_scope(broker, scope, conf.PRUNE_BATCH)
+            _prune_scope(broker, scope, conf.PRUNE_BATCH, Cuts(0.0))
 
     def dead_letters():
         prune_dead_letters(broker, timezone.now(), DEAD_LETTER_TTL, conf.PRUNE_BATCH)
