@@ -29,15 +29,6 @@ from ..models import Attempt, DeadLetter, Job, QueueState, Worker, WorkerStatus
 from ..status import CLAIMABLE, FINISHED, UNFINISHED, JobStatus
 
 
-def counts_by_queue() -> dict[str, dict[str, int]]:
-    """Return ``{queue: {status: count}}`` over all jobs, one query."""
-    rows = Job.objects.values("queue", "status").annotate(n=Count("id"))
-    counts: dict[str, dict[str, int]] = {}
-    for row in rows.order_by():
-        counts.setdefault(row["queue"], {})[row["status"]] = row["n"]
-    return counts
-
-
 def pending_dead_letters() -> Any:
     """Return dead letters not requeued yet, newest first."""
     return DeadLetter.objects.filter(requeued_at__isnull=True)
