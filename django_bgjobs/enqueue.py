@@ -206,9 +206,8 @@ def _with_item(job: Job, item: Item) -> Job:
 
 
 def _copy(prototype: Job, item: Item) -> Job:
-    job = copy.copy(prototype)
-    job._state = copy.copy(prototype._state)
-    return _with_item(job, item)
+    # Model.__getstate__ gives the copy its own _state.
+    return _with_item(copy.copy(prototype), item)
 
 
 def _inserted(prototype: Job, item: Item, job_id: int, using: str) -> Job:
