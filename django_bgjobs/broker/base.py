@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
@@ -191,6 +191,22 @@ def _queue_filter(queues: Sequence[str] | None, exclude: Sequence[str]) -> str:
     then ``exclude``)."""
     sql = f"AND queue IN {_in(queues)} " if queues else ""
     return sql + (f"AND queue NOT IN {_in(exclude)} " if exclude else "")
+
+
+def _in_statuses(jobs: JobQuerySet, statuses: Sequence[str]) -> JobQuerySet:
+    """Return ``jobs`` whose status is one of ``statuses``, written as
+    literals in the SQL: SQLite uses a partial index on ``status IN (...)``
+    only when it can prove the index's condition from the SQL text; with
+    bound parameters ``next_run_at`` scanned ``bgjobs_job_queue_status``
+    instead (1.6 s at ten million rows, 1.5 ms with literals)."""
+    known = set(JobStatus.values)
+    if not set(statuses) <= known:
+        raise ValueError(f"not job statuses: {sorted(set(statuses) - known)}")
+    listed = ", ".join(f"'{status}'" for status in statuses)
+    return cast(
+        JobQuerySet,
+        jobs.extra(where=[f"bgjobs_job.status IN ({listed})"]),  # noqa: S610
+    )
 
 
 def _unpaused(jobs: JobQuerySet) -> JobQuerySet:
@@ -556,7 +572,7 @@ class Broker:
         """Return the earliest ``run_at`` of a claimable job in ``queues``,
         leaving out paused queues (burst mode does not wait for them)."""
         return (
-            _unpaused(Job.objects.using(self.using).filter(status__in=CLAIMABLE))
+            _unpaused(_in_statuses(Job.objects.using(self.using), CLAIMABLE))
             .in_queues(list(queues or ()))
             .order_by("run_at")
             .values_list("run_at", flat=True)

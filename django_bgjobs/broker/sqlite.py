@@ -14,7 +14,15 @@ from typing import Any
 import django
 
 from ..status import JobStatus
-from .base import FINAL_RECORD, Broker, Record, _in, cancelled_where
+from .base import (
+    FINAL_RECORD,
+    NOT_PAUSED_SQL,
+    Broker,
+    Record,
+    _in,
+    _queue_filter,
+    cancelled_where,
+)
 
 
 def use_real_variable_limit(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -43,6 +51,19 @@ class SQLiteBroker(Broker):
             raise
         cursor.execute("COMMIT")
         return rows
+
+    def has_running(self, queues: Sequence[str] | None) -> bool:
+        """As ``Broker.has_running``, through the partial index of running
+        jobs: SQLite's planner preferred a full scan of the covering index
+        ``bgjobs_job_queue_status`` (0.8 s at ten million rows)."""
+        sql = (
+            "SELECT 1 FROM bgjobs_job INDEXED BY bgjobs_job_running_lease "
+            f"WHERE status = '{JobStatus.RUNNING.value}' {_queue_filter(queues, ())}"
+            f"{NOT_PAUSED_SQL} LIMIT 1"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, list(queues or ()))
+            return cursor.fetchone() is not None
 
     def honour_cancellations(self, records: Sequence[Record]) -> list[Record]:
         """Read the cancel flags with a write (a no-op ``UPDATE ...
