@@ -5,6 +5,7 @@ back uncharged; a killed worker process is replaced, and its jobs are reaped
 once their lease runs out.
 """
 
+import contextlib
 import os
 import signal
 import time
@@ -186,10 +187,28 @@ def test_workers_stop_when_the_supervisor_is_killed(start_worker_with, wait_unti
     process.kill()
     process.wait(timeout=10)
 
-    wait_until(
-        lambda: all(exited(pid) for pid in kids),
-        # Liveness, not speed: a stopping child may wait on its heartbeat
-        # thread (up to 10 s) before it exits.
-        timeout=30,
-        message="the orphaned worker processes to exit",
-    )
+    try:
+        wait_until(
+            lambda: all(exited(pid) for pid in kids),
+            # Liveness, not speed: a stopping child may wait on its listener
+            # (5 s) and heartbeat (10 s) threads before it exits, and under
+            # a full parallel suite on 2 cores it once took over 30 s.
+            timeout=60,
+            message="the orphaned worker processes to exit",
+        )
+    except AssertionError:
+        # Say where each child is stuck, for the next look at this.
+        for pid in kids:
+            if not exited(pid):
+                for name in ("wchan", "stack"):
+                    with contextlib.suppress(OSError):
+                        print(pid, name, Path(f"/proc/{pid}/{name}").read_text())
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError):
+                        print(
+                            pid,
+                            task.name,
+                            (task / "comm").read_text().strip(),
+                            (task / "wchan").read_text(),
+                        )
+        raise
