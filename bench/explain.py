@@ -37,20 +37,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, sys.path[0] is bench/; its settings.py and jobs.py must
+# not shadow top-level names, and ``bench.run`` must be importable.
+if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
+    sys.path[0] = str(ROOT)
+
+# The seed's tasks, queues and days (``emails`` gets an age policy,
+# ``reports`` a count; see ``retention_settings``).
+from bench.run import SEED_DAYS, SEED_QUEUES, SEED_TASKS  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_explain"
-#: Tasks and queues of the seeded finished jobs (``emails`` has an age
-#: policy, ``reports`` a count; see ``retention_settings``).
-SEED_TASKS = (
-    "shop.send_receipt",
-    "shop.sync_stock",
-    "reports.build_daily",
-    "emails.digest",
-    "bench.incr",
-    "bench.noop",
-    "search.reindex",
-)
-SEED_QUEUES = ("default", "default", "emails", "reports", "low")
-SEED_DAYS = 30
 #: The ``emails`` queue keeps finished jobs 29 days: those of the seed's
 #: first day are past their ``expires_at``, a backlog for the pruner.
 EMAILS_AGE = 29 * 86400
@@ -106,10 +102,6 @@ def parse_args(argv=None):
 
 def setup(rows):
     """Configure Django for the bench settings and the explain database."""
-    # Run as a script, sys.path[0] is bench/; its settings.py and jobs.py
-    # must not shadow top-level names.
-    if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
-        sys.path[0] = str(ROOT)
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     bgjobs = retention_settings(rows)

@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -155,32 +154,16 @@ def one_run(args):
     from django.db import connection
 
     from bench.jobs import noop
-    from bench.run import stop
+    from bench.run import spawn_workers, stop, worker_command
     from django_bgjobs.models import Job, Lease
     from django_bgjobs.worker.maintenance import MAINTENANCE_LEASE
 
     hold_lease(3600)
     last_seeded, seed_seconds = seed(args.rows)
     connection.close()
-    command = [
-        sys.executable,
-        "-m",
-        "django",
-        "runworkers",
-        "--processes",
-        str(args.processes),
-        "--concurrency",
-        str(args.concurrency),
-    ]
+    command = worker_command(args, "--concurrency", str(args.concurrency))
     with tempfile.TemporaryFile(mode="w+") as log:
-        workers = subprocess.Popen(
-            command,
-            env=os.environ,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
+        workers = spawn_workers(command, log)
         try:
             after_warmup = warm_up(args, workers, log, last_seeded)
             jobs = []  # (id, enqueued at, monotonic)

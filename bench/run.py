@@ -862,14 +862,7 @@ def bench_latency(args):
     connection.close()
     # A file, not a pipe: a full pipe would block a worker that logs a lot.
     with tempfile.TemporaryFile(mode="w+") as log:
-        workers = subprocess.Popen(
-            worker_command(args),
-            env=os.environ,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
+        workers = spawn_workers(worker_command(args), log)
         try:
             last_warmup = warm_up(args, workers, log)
             interval = 1 / args.rate
@@ -929,6 +922,20 @@ def wait_for(predicate, timeout, what):
         if time.monotonic() > deadline:
             sys.exit(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+def spawn_workers(command, log):
+    """Start ``command`` (a ``runworkers``) in a process group of its own,
+    stderr to the file ``log`` (a full pipe would block a worker that logs a
+    lot); ``stop`` ends it."""
+    return subprocess.Popen(
+        command,
+        env=os.environ,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
 
 
 def stop(workers):

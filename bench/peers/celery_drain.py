@@ -15,12 +15,10 @@ figures. The same module is the Celery app the worker processes load
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,11 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.run import stop  # noqa: E402
+
 REDIS_URL = os.environ.get("BENCH_CELERY_REDIS", "redis://127.0.0.1:6379/11")
 STATS = "bench:stats:"
 COUNTER = "bench:incr"
@@ -246,17 +249,6 @@ def read_stats(db):
             }
         )
     return [s for s in stats if s["count"]]
-
-
-def stop(worker):
-    if worker.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
 
 
 def check_counter(db, args):
