@@ -80,6 +80,14 @@ class Job(models.Model):
         blank=True,
         help_text="When an operator asked the running job to stop",
     )
+    progress = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What the running job last reported: a percentage or JSON",
+    )
+    progress_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the progress was last written"
+    )
 
     objects = JobQuerySet.as_manager()
 
