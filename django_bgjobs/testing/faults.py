@@ -4,8 +4,7 @@
 test can kill, pause and resume; ``restart_postgresql``, ``stop_redis`` and
 ``start_redis`` take the services away and wait until they answer again.
 Linux only: worker processes are found in ``/proc``. The pytest fixtures at
-the end (``pytest_plugins = ["django_bgjobs.testing"]``) kill every process
-they started, and start Redis again, at teardown.
+the end kill every process they started, and start Redis again, at teardown.
 """
 
 from __future__ import annotations
