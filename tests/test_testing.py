@@ -2,6 +2,9 @@
 and the assertions on what was enqueued, on the worker's own claim,
 executor and recorder."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -499,3 +502,57 @@ def test_bgjobs_enqueued_fixture_reads_the_test_database(bgjobs_enqueued, db):
     jobs.noop.enqueue()
 
     bgjobs_enqueued.assert_enqueued(jobs.noop, count=1)
+
+
+# -- the pytest plugin --------------------------------------------------------
+
+PROBE = """
+from django.conf import settings
+
+
+def test_probe(request, bgjobs_drain, bgjobs_enqueued):
+    from django_bgjobs.testing import EnqueuedJobs, drain
+
+    assert request.config.pluginmanager.has_plugin("bgjobs")
+    assert bgjobs_drain is drain
+    assert isinstance(bgjobs_enqueued, EnqueuedJobs)
+    assert not settings.configured
+"""
+
+
+def run_pytest(tmp_path, *flags):
+    (tmp_path / "test_probe.py").write_text(PROBE)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *flags],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_plugin_loads_without_django_settings_or_pytest_django(tmp_path):
+    done = run_pytest(tmp_path, "-p", "no:django", "-p", "no:xdist")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+@pytest.mark.slow
+def test_plugin_is_disabled_by_p_no_bgjobs(tmp_path):
+    done = run_pytest(tmp_path, "-p", "no:django", "-p", "no:bgjobs")
+
+    assert done.returncode == 1
+    assert "fixture 'bgjobs_drain' not found" in done.stdout
+
+
+def test_this_suite_loads_the_plugins_fixtures_once(request):
+    from django_bgjobs.testing import plugin
+
+    assert request.config.pluginmanager.get_plugin("bgjobs") is plugin
+    for name in ("bgjobs_workers", "bgjobs_faults", "bgjobs_inline", "bgjobs_drain"):
+        defs = request._fixturemanager.getfixturedefs(name, request.node)
+        assert len(defs) == 1, name
