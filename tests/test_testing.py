@@ -206,30 +206,32 @@ def test_inline_keyed_duplicate_runs_once():
     assert first.refresh().status == JobStatus.SUCCEEDED
     assert again.created
     assert again.refresh().status == JobStatus.SUCCEEDED
-    with run_inline(), transaction.atomic():
-        one = jobs.keyed_echo.enqueue("bob")
-        two = jobs.keyed_echo.enqueue("bob")
-    assert not two.created
-    assert two.id == one.id
+    with run_inline():
+        waiting = jobs.keyed_echo.using(delay=60).enqueue("bob")
+        duplicate = jobs.keyed_echo.enqueue("bob")
+    assert not duplicate.created
+    assert duplicate.id == waiting.id
+    assert waiting.refresh().status == JobStatus.SCHEDULED
 
 
 @pytest.mark.django_db
-def test_inline_job_in_your_atomic_block_inside_a_test_case_waits_for_capture(
-    django_capture_on_commit_callbacks,
-):
+def test_inline_job_in_your_atomic_block_in_a_test_case_runs_at_once(mailoutbox):
+    # The test's transaction never commits: the job cannot wait for it.
     with run_inline(), transaction.atomic():
-        waiting = jobs.add.enqueue(1, 2)
-    # The test's transaction never commits, so neither does the block.
-    assert waiting.refresh().status == JobStatus.READY
+        handle = jobs.add.enqueue(1, 2)
+        assert handle.refresh().status == JobStatus.SUCCEEDED
 
-    with django_capture_on_commit_callbacks(execute=True), run_inline():
-        with transaction.atomic():
-            captured = jobs.add.enqueue(2, 2)
-        assert captured.refresh().status == JobStatus.READY
+    def rolled_back():
+        with run_inline(), transaction.atomic():
+            jobs.record_run.enqueue("gone")
+            assert Execution.objects.exists()
+            raise RuntimeError("roll back")
 
-    assert captured.refresh().status == JobStatus.SUCCEEDED
-    assert drain().succeeded == 1
-    assert waiting.refresh().status == JobStatus.SUCCEEDED
+    with pytest.raises(RuntimeError, match="roll back"):
+        rolled_back()
+    # The job's row and its writes went with the block.
+    assert not Execution.objects.exists()
+    assert not Job.objects.filter(task=jobs.record_run.name).exists()
 
 
 @pytest.mark.django_db(transaction=True)

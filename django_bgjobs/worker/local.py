@@ -203,22 +203,24 @@ def _too_many(runs: list[Run], max_jobs: int) -> TooManyJobs:
     )
 
 
-def in_user_transaction(using: str) -> bool:
-    """Return True inside an ``atomic()`` block that is not a test case's.
+def commits_later(using: str) -> bool:
+    """Return True inside a transaction that will commit: an ``atomic()``
+    block, but not within a test case's transaction.
 
-    ``TestCase`` (and pytest-django's ``db``) wrap each test in blocks whose
-    ``on_commit`` callbacks never run; they stand in for autocommit here.
+    ``TestCase`` (and pytest-django's ``db``) wrap each test in a transaction
+    that never commits, so ``on_commit`` would never run a job there.
     """
     connection = connections[using]
     if not connection.in_atomic_block:
         return False
     blocks = getattr(connection, "atomic_blocks", [])
-    return not blocks or not all(getattr(b, "_from_testcase", False) for b in blocks)
+    return not any(getattr(block, "_from_testcase", False) for block in blocks)
 
 
 def run_enqueued(jobs: list[tuple[str, str, int]], using: str, reraise: bool) -> None:
     """Run the just-enqueued ``(task, queue, id)`` jobs in this process, when
-    the enqueuing transaction commits; at once outside a transaction.
+    the enqueuing transaction commits; at once outside a transaction, and
+    within a test case's transaction, which never commits.
 
     A job enqueued by a job running here runs after that job ends. With
     ``reraise``, raise the error of a job that ends failed.
@@ -228,7 +230,7 @@ def run_enqueued(jobs: list[tuple[str, str, int]], using: str, reraise: bool) ->
     def run() -> None:
         _run_ids(ids, using, reraise)
 
-    if in_user_transaction(using):
+    if commits_later(using):
         transaction.on_commit(run, using=using)
     else:
         run()
