@@ -253,6 +253,23 @@ def test_inline_job_runs_when_its_transaction_commits_and_never_after_rollback()
     assert Job.objects.get().status == JobStatus.SUCCEEDED
 
 
+@pytest.mark.django_db
+def test_inline_job_of_a_paused_queue_waits_and_sees_its_context():
+    pause_queues("held")
+    with run_inline():
+        held = jobs.add.using(queue="held").enqueue(1, 1)
+        itself = jobs.describes_itself.enqueue()
+
+    assert held.refresh().status == JobStatus.READY
+    assert itself.refresh().result == [
+        itself.id,
+        jobs.describes_itself.name,
+        "default",
+        1,
+        False,
+    ]
+
+
 def test_bgjobs_inline_fixture_turns_inline_on(bgjobs_inline, db):
     handle = jobs.add.enqueue(3, 3)
 
