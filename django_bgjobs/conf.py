@@ -51,6 +51,10 @@ class Settings:
     REMOVE_ON_COMPLETE: Retention | None = None
     REMOVE_ON_FAIL: Retention | None = None
     DEAD_LETTER_TTL: float | None = None
+    #: Run each job in the enqueuing process once its transaction commits
+    #: (tests; ``django_bgjobs.testing``).
+    INLINE: bool = False
+    INLINE_RAISE: bool = False
 
     def limits(self, queue: str) -> QueueLimits | None:
         """Return the limits of ``queue``, or None if it has none."""
@@ -83,6 +87,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "REMOVE_ON_COMPLETE": (bool, int, dict, type(None)),
     "REMOVE_ON_FAIL": (bool, int, dict, type(None)),
     "DEAD_LETTER_TTL": (*_NUMBER, type(None)),
+    "INLINE": (bool,),
+    "INLINE_RAISE": (bool,),
 }
 #: Settings whose integers may be 0 (a count of jobs to keep).
 _ZERO_ALLOWED = ("DEFAULT_PRIORITY", "REMOVE_ON_COMPLETE", "REMOVE_ON_FAIL")

@@ -35,6 +35,11 @@ class TaskNotRegistered(BgJobsException, LookupError):
     """A stored task name matches no ``@background`` function."""
 
 
+class TooManyJobs(BgJobsException, RuntimeError):
+    """``django_bgjobs.testing.drain()`` ran its ``max_jobs`` and jobs are
+    still left: a job that enqueues another forever?"""
+
+
 class InvalidTransition(BgJobsException):
     """An operation asked for a status change the lifecycle does not allow."""
 

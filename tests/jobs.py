@@ -227,3 +227,24 @@ def removed_at_once(n):
 def keyed_anything(*args, **kwargs):
     """Takes any JSON; counted under ``customer:<first argument>``."""
     return None
+
+
+@background
+def enqueues_add(a, b):
+    """Enqueue ``add(a, b)``: a job that makes another; return its id."""
+    return add.enqueue(a, b).id
+
+
+@background
+def enqueues_itself(n):
+    """Enqueue itself with ``n + 1``: work that never ends."""
+    enqueues_itself.enqueue(n + 1)
+    return n
+
+
+@background
+def snoozes(seconds):
+    """Ask to run again after ``seconds``, every time."""
+    from django_bgjobs import Snooze
+
+    raise Snooze(seconds)

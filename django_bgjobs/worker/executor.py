@@ -52,6 +52,15 @@ class Outcome:
 class Executor:
     """Calls a job's registered function with its stored arguments."""
 
+    #: Close unusable and obsolete connections around each run (Django's
+    #: per-request semantics). ``worker.local`` turns it off, as Django's test
+    #: client does for requests: it would close a test's open transaction.
+    release_connections = True
+
+    def _release_connections(self) -> None:
+        if self.release_connections:
+            close_old_connections()
+
     def run(self, job: ClaimedJob, broker: Broker | None = None) -> Outcome:
         """Run ``job``; return its outcome (the job's errors never escape).
 
@@ -64,7 +73,7 @@ class Executor:
             return Outcome(error=error)
         if spec.options.atomic and broker is not None:
             return self._run_atomic(spec.func, job, broker)
-        close_old_connections()
+        self._release_connections()
         try:
             with running(context_of(job)):
                 value = spec.func(*job.args, **job.kwargs)
@@ -73,7 +82,7 @@ class Executor:
         except BaseException as error:
             return Outcome(error=error, traceback=traceback.format_exc())
         finally:
-            close_old_connections()
+            self._release_connections()
         try:
             check_result(value)
         except InvalidPayload as error:
@@ -84,7 +93,7 @@ class Executor:
     def _run_atomic(
         self, func: Callable[..., Any], job: ClaimedJob, broker: Broker
     ) -> Outcome:
-        close_old_connections()
+        self._release_connections()
         try:
             record = _run_atomic_body(func, job, broker)
         except _Fenced:
@@ -92,7 +101,7 @@ class Executor:
         except BaseException as error:
             return Outcome(error=error, traceback=traceback.format_exc())
         finally:
-            close_old_connections()
+            self._release_connections()
         return Outcome(
             value=record.result if record else None, committed=True, record=record
         )
