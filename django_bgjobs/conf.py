@@ -51,6 +51,8 @@ class Settings:
     REMOVE_ON_COMPLETE: Retention | None = None
     REMOVE_ON_FAIL: Retention | None = None
     DEAD_LETTER_TTL: float | None = None
+    #: Schedules by name (``scheduler.from_settings`` reads the entries).
+    SCHEDULES: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def limits(self, queue: str) -> QueueLimits | None:
         """Return the limits of ``queue``, or None if it has none."""
@@ -83,6 +85,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "REMOVE_ON_COMPLETE": (bool, int, dict, type(None)),
     "REMOVE_ON_FAIL": (bool, int, dict, type(None)),
     "DEAD_LETTER_TTL": (*_NUMBER, type(None)),
+    "SCHEDULES": (dict,),
 }
 #: Settings whose integers may be 0 (a count of jobs to keep).
 _ZERO_ALLOWED = ("DEFAULT_PRIORITY", "REMOVE_ON_COMPLETE", "REMOVE_ON_FAIL")

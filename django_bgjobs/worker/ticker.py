@@ -1,0 +1,67 @@
+"""The schedule tick of one worker process, on a thread of its own.
+
+At start it syncs the declared schedules to their rows, then fires the due
+ones once a second, so an every-second schedule has no gaps. Every process
+ticks; the unique slot rows make each fire time one job whatever their
+number. A failure is logged and retried on the next tick: a bad schedule
+or a database that is away never stops the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.db import DatabaseError, connections
+
+from ..exceptions import BgJobsException
+from ..scheduler import sync, tick
+
+logger = logging.getLogger("django_bgjobs.worker")
+
+#: Seconds between two ticks.
+TICK_SECONDS = 1.0
+
+
+class Ticker:
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.synced = False
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="bgjobs-schedules")
+        self.thread.daemon = True
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        started = time.monotonic()
+        while not self.done.is_set():
+            self.once()
+            # Ticks keep to whole steps from the start, not drifting by the
+            # time each one takes.
+            elapsed = time.monotonic() - started
+            self.done.wait(TICK_SECONDS - elapsed % TICK_SECONDS)
+        connections[self.using].close()
+
+    def once(self) -> int:
+        """Sync (until it has succeeded once), then tick; return the jobs
+        enqueued."""
+        try:
+            if not self.synced:
+                sync()
+                self.synced = True
+            return tick(using=self.using)
+        except DatabaseError as error:
+            logger.error("schedule tick failed: %s", error)
+            connections[self.using].close()
+        except BgJobsException as error:
+            # A bad declaration: reported by the system checks as well.
+            logger.error("schedules not synced: %s", error)
+            self.synced = True
+        return 0
