@@ -13,7 +13,11 @@ from django_bgjobs import background, registry, scheduler
 from django_bgjobs.declarations import Declaration, declared
 from django_bgjobs.exceptions import InvalidSchedule
 from django_bgjobs.models import Job, Schedule, ScheduleSlot, Source
-from django_bgjobs.services.schedules import pause_schedules, resume_schedules, run_schedules_now
+from django_bgjobs.services.schedules import (
+    pause_schedules,
+    resume_schedules,
+    run_schedules_now,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +71,11 @@ def test_sync_creates_code_and_settings_schedules(declare):
         scheduler.sync(now=NOW)
 
     daily = Schedule.objects.get(name="tests.sched.daily")
-    assert (daily.source, daily.cron, daily.timezone) == ("code", "0 8 * * *", "Europe/Moscow")
+    assert (daily.source, daily.cron, daily.timezone) == (
+        "code",
+        "0 8 * * *",
+        "Europe/Moscow",
+    )
     assert daily.next_fire_at == utc(2026, 6, 2, 5)  # 08:00 MSK
     nightly = Schedule.objects.get(name="nightly")
     assert (nightly.source, nightly.interval, nightly.args) == (
@@ -184,7 +192,9 @@ def test_six_concurrent_tickers_fire_each_slot_once(transactional_db):
         thread.join()
 
     assert errors == []
-    fired = list(ScheduleSlot.objects.filter(schedule=row).values_list("fire_at", flat=True))
+    fired = list(
+        ScheduleSlot.objects.filter(schedule=row).values_list("fire_at", flat=True)
+    )
     assert sorted(fired) == [NOW + dt.timedelta(seconds=s) for s in range(10)]
     assert Job.objects.count() == 10
 
@@ -208,15 +218,23 @@ def test_ten_minutes_down_on_a_per_minute_schedule(policy, jobs):
 
 
 def test_misfire_all_stops_at_the_cap():
-    row = make_schedule(misfire="all", misfire_cap=4, next_fire_at=utc(2026, 6, 1, 11, 51))
+    row = make_schedule(
+        misfire="all", misfire_cap=4, next_fire_at=utc(2026, 6, 1, 11, 51)
+    )
     scheduler.tick(utc(2026, 6, 1, 12, 0, 30))
-    fired = sorted(ScheduleSlot.objects.filter(schedule=row).values_list("fire_at", flat=True))
-    assert fired == [utc(2026, 6, 1, 11, 57) + dt.timedelta(minutes=n) for n in range(4)]
+    fired = sorted(
+        ScheduleSlot.objects.filter(schedule=row).values_list("fire_at", flat=True)
+    )
+    assert fired == [
+        utc(2026, 6, 1, 11, 57) + dt.timedelta(minutes=n) for n in range(4)
+    ]
 
 
 def test_the_job_takes_the_task_options_and_the_schedule_overrides(declare):
     declare("tests.sched.opts", attempts=7, queue="slow", cron="* * * * *")
-    row = make_schedule(task="tests.sched.opts", queue="", priority=None, next_fire_at=NOW)
+    row = make_schedule(
+        task="tests.sched.opts", queue="", priority=None, next_fire_at=NOW
+    )
     other = make_schedule(
         "s2", task="tests.sched.opts", queue="fast", priority=9, next_fire_at=NOW
     )
@@ -253,7 +271,10 @@ def test_run_now_beside_a_slot_at_the_same_instant_makes_two_jobs():
     row = make_schedule(next_fire_at=NOW)
     scheduler.run_now(row, now=NOW)
     assert scheduler.tick(NOW) == 1
-    assert sorted(ScheduleSlot.objects.values_list("kind", flat=True)) == ["manual", "slot"]
+    assert sorted(ScheduleSlot.objects.values_list("kind", flat=True)) == [
+        "manual",
+        "slot",
+    ]
 
 
 def test_old_slot_rows_are_pruned_after_a_week():
@@ -264,7 +285,9 @@ def test_old_slot_rows_are_pruned_after_a_week():
 
 
 def test_an_ended_schedule_has_no_next_fire_time():
-    row = make_schedule(cron="0 * * * *", end_at=utc(2026, 6, 1, 13), next_fire_at=utc(2026, 6, 1, 13))
+    row = make_schedule(
+        cron="0 * * * *", end_at=utc(2026, 6, 1, 13), next_fire_at=utc(2026, 6, 1, 13)
+    )
     scheduler.tick(utc(2026, 6, 1, 13, 0, 1))
     row.refresh_from_db()
     assert (row.last_fire_at, row.next_fire_at) == (utc(2026, 6, 1, 13), None)

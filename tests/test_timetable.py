@@ -125,7 +125,11 @@ def test_every_15_minutes_gives_exactly_the_slots_croniter_lists(zone, start):
 def test_every_15_minutes_skips_the_second_pass_of_the_doubled_hour():
     table = Timetable(cron="*/15 * * * *", zone="America/New_York")
     slots = table.upcoming(utc(2026, 11, 1, 5, 40), 3)
-    assert slots == [utc(2026, 11, 1, 5, 45), utc(2026, 11, 1, 7), utc(2026, 11, 1, 7, 15)]
+    assert slots == [
+        utc(2026, 11, 1, 5, 45),
+        utc(2026, 11, 1, 7),
+        utc(2026, 11, 1, 7, 15),
+    ]
 
 
 def test_six_fields_read_seconds_last_as_croniter_does():
@@ -151,8 +155,14 @@ def test_to_instant_of_a_wall_time_in_a_gap_is_the_jump():
 
 def test_interval_is_an_absolute_duration_across_dst():
     anchor = utc(2026, 3, 8, 5)
-    table = Timetable(interval=dt.timedelta(hours=1), zone="America/New_York", anchor=anchor)
-    assert table.upcoming(anchor, 3) == [utc(2026, 3, 8, 6), utc(2026, 3, 8, 7), utc(2026, 3, 8, 8)]
+    table = Timetable(
+        interval=dt.timedelta(hours=1), zone="America/New_York", anchor=anchor
+    )
+    assert table.upcoming(anchor, 3) == [
+        utc(2026, 3, 8, 6),
+        utc(2026, 3, 8, 7),
+        utc(2026, 3, 8, 8),
+    ]
     assert table.next_after(utc(2026, 3, 8, 6, 30)) == utc(2026, 3, 8, 7)
 
 
@@ -169,7 +179,11 @@ def test_start_and_end_bound_the_fire_times():
 
 @pytest.mark.parametrize(
     ("policy", "count", "first"),
-    [("skip", 1, utc(2026, 1, 1, 10, 10)), ("all", 10, utc(2026, 1, 1, 10, 1)), ("none", 0, None)],
+    [
+        ("skip", 1, utc(2026, 1, 1, 10, 10)),
+        ("all", 10, utc(2026, 1, 1, 10, 1)),
+        ("none", 0, None),
+    ],
 )
 def test_misfire_after_ten_minutes_down(policy, count, first):
     # Last fired 10:00; back at 10:10:30, past the 10 s grace of 10:10.
@@ -207,14 +221,20 @@ def test_a_week_down_on_an_every_second_schedule_does_not_walk_every_slot():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: validate_cron("61 * * * *"), "Invalid cron expression '61 \\* \\* \\* \\*'"),
+        (
+            lambda: validate_cron("61 * * * *"),
+            "Invalid cron expression '61 \\* \\* \\* \\*'",
+        ),
         (lambda: validate_cron("* * *"), "has 3 fields; use 5"),
         (lambda: validate_cron("* * * * * * *"), "has 7 fields"),
         (lambda: validate_cron("@hourlyy"), "Invalid cron expression '@hourlyy'"),
         (lambda: validate_zone("Mars/Olympus"), "Unknown time zone 'Mars/Olympus'"),
         (lambda: validate_interval(0), "Interval must be more than 0"),
         (lambda: validate_interval(-5), "Interval must be more than 0"),
-        (lambda: validate_interval("10 minutes"), "Interval must be seconds or a timedelta"),
+        (
+            lambda: validate_interval("10 minutes"),
+            "Interval must be seconds or a timedelta",
+        ),
         (lambda: validate_misfire("later", 1, 1), "Misfire policy must be one of"),
         (lambda: validate_misfire("all", 0, 1), "misfire_cap must be an integer >= 1"),
         (

@@ -10,6 +10,7 @@ or a database that is away never stops the worker.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 
@@ -22,6 +23,8 @@ logger = logging.getLogger("django_bgjobs.worker")
 
 #: Seconds between two ticks.
 TICK_SECONDS = 1.0
+#: Seconds after a whole second that a tick starts (up to twice this).
+TICK_OFFSET = 0.02
 
 
 class Ticker:
@@ -40,13 +43,12 @@ class Ticker:
         self.thread.join(timeout=10)
 
     def _loop(self) -> None:
-        started = time.monotonic()
+        # Just after each whole second of the wall clock, where cron slots
+        # fall; the jitter spreads the processes' ticks a little.
+        offset = TICK_OFFSET * (1 + random.random())  # noqa: S311 (not crypto)
         while not self.done.is_set():
             self.once()
-            # Ticks keep to whole steps from the start, not drifting by the
-            # time each one takes.
-            elapsed = time.monotonic() - started
-            self.done.wait(TICK_SECONDS - elapsed % TICK_SECONDS)
+            self.done.wait(TICK_SECONDS - time.time() % TICK_SECONDS + offset)
         connections[self.using].close()
 
     def once(self) -> int:
