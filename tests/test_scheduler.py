@@ -2,10 +2,12 @@
 controllable clock, misfire policies, run now, exactly once per slot."""
 
 import datetime as dt
+import io
 import threading
 import zoneinfo
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import override_settings
 
@@ -292,3 +294,39 @@ def test_an_ended_schedule_has_no_next_fire_time():
     row.refresh_from_db()
     assert (row.last_fire_at, row.next_fire_at) == (utc(2026, 6, 1, 13), None)
     assert row.source == Source.ADMIN
+
+
+# -- manage.py bgjobs ---------------------------------------------------------
+
+
+def test_bgjobs_schedules_lists_each_schedule_with_its_next_fire_time():
+    make_schedule("nightly", cron="0 2 * * *", timezone="Europe/Berlin")
+    make_schedule("often", cron="", interval=dt.timedelta(minutes=10), enabled=False)
+    out = io.StringIO()
+    call_command("bgjobs", "schedules", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == [
+        "NAME", "TASK", "EXPRESSION", "ZONE", "STATE", "LAST", "FIRE", "NEXT", "FIRE"
+    ]  # fmt: skip
+    assert lines[1].startswith("nightly  tests.jobs.noop  0 2 * * *")
+    assert lines[1].split()[-4:] == [
+        "Europe/Berlin",
+        "enabled",
+        "-",
+        "2026-06-02T00:00:00+00:00",
+    ]
+    assert "every 0:10:00" in lines[2]
+    assert "paused" in lines[2]
+
+
+def test_bgjobs_run_schedule_asks_the_next_tick_and_refuses_unknown_names():
+    row = make_schedule("nightly")
+    out = io.StringIO()
+    call_command("bgjobs", "run-schedule", "nightly", stdout=out)
+    assert out.getvalue() == (
+        "1 schedule(s) to run at the next tick, 0 already asked: nightly\n"
+    )
+    row.refresh_from_db()
+    assert row.run_requested_at is not None
+    with pytest.raises(CommandError, match="No schedule named nope"):
+        call_command("bgjobs", "run-schedule", "nope")

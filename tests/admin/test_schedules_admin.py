@@ -139,7 +139,8 @@ def test_pause_resume_and_run_now_actions(admin_client):
     response = post_action(admin_client, "schedule", "resume", [row.pk])
     assert messages_of(response) == ["Resume: 1 changed, 0 created, 0 skipped."]
     row.refresh_from_db()
-    assert row.enabled and row.next_fire_at > timezone.now()
+    assert row.enabled
+    assert row.next_fire_at > timezone.now()
 
     response = post_action(admin_client, "schedule", "run_now", [row.pk])
     assert messages_of(response) == ["Run now: 1 changed, 0 created, 0 skipped."]
