@@ -319,14 +319,14 @@ def test_bgjobs_schedules_lists_each_schedule_with_its_next_fire_time():
     assert "paused" in lines[2]
 
 
-def test_bgjobs_run_schedule_asks_the_next_tick_and_refuses_unknown_names():
+def test_bgjobs_trigger_asks_the_next_tick_and_refuses_unknown_names():
     row = make_schedule("nightly")
     out = io.StringIO()
-    call_command("bgjobs", "run-schedule", "nightly", stdout=out)
+    call_command("bgjobs", "trigger", "nightly", stdout=out)
     assert out.getvalue() == (
         "1 schedule(s) to run at the next tick, 0 already asked: nightly\n"
     )
     row.refresh_from_db()
     assert row.run_requested_at is not None
     with pytest.raises(CommandError, match="No schedule named nope"):
-        call_command("bgjobs", "run-schedule", "nope")
+        call_command("bgjobs", "trigger", "nope")

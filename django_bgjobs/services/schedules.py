@@ -71,15 +71,26 @@ def run_schedules_now(
     return ActionResult(changed=changed, skipped=total - changed)
 
 
+#: Fields whose change moves the next fire time.
+RETIME_FIELDS = ("cron", "interval", "timezone", "start_at", "end_at", "enabled")
+
+
 def save_schedule(row: Schedule, now: dt.datetime | None = None) -> None:
-    """Save a schedule edited by an operator; its next fire time is
-    computed again from now when its timing or state changed."""
+    """Save a schedule edited by an operator. If its timing or state
+    changed, its next fire time is computed again from now; otherwise a
+    fire time already due is kept for the next tick."""
     now = now or timezone.now()
-    if row.pk is None:
+    rows = Schedule.objects.using(router.db_for_write(Schedule))
+    stored = rows.filter(pk=row.pk).values(*RETIME_FIELDS).first() if row.pk else None
+    if stored is None:
         row.source = "admin"
         row.created_at = now
+    retime = stored is None or any(stored[f] != getattr(row, f) for f in RETIME_FIELDS)
     row.updated_at = now
-    row.next_fire_at = row.timetable().next_after(now) if row.enabled else None
+    if not row.enabled:
+        row.next_fire_at = None
+    elif retime or row.next_fire_at is None:
+        row.next_fire_at = row.timetable().next_after(now)
     row.save()
 
 

@@ -146,3 +146,19 @@ def test_pause_resume_and_run_now_actions(admin_client):
     assert messages_of(response) == ["Run now: 1 changed, 0 created, 0 skipped."]
     row.refresh_from_db()
     assert row.run_requested_at is not None
+
+
+def test_editing_the_arguments_keeps_a_due_fire_time_and_a_new_cron_moves_it(
+    admin_client,
+):
+    row = make_schedule(name="report", task="tests.jobs.add", args=[1, 2])
+    due = timezone.now() - dt.timedelta(seconds=1)
+    Schedule.objects.filter(pk=row.pk).update(next_fire_at=due)
+    data = form_data(args="[3, 4]", cron="0 2 * * *", timezone="Europe/Berlin")
+    admin_client.post(change_url("schedule", row.pk), data)
+    row.refresh_from_db()
+    assert (row.args, row.next_fire_at) == ([3, 4], due)
+
+    admin_client.post(change_url("schedule", row.pk), {**data, "cron": "0 3 * * *"})
+    row.refresh_from_db()
+    assert row.next_fire_at == row.timetable().next_after(timezone.now())

@@ -31,7 +31,7 @@ class Command(BaseCommand):
         commands = parser.add_subparsers(
             dest="subcommand",
             required=True,
-            metavar="{pause,resume,queues,schedules,run-schedule}",
+            metavar="{pause,resume,queues,schedules,trigger}",
         )
         pause = commands.add_parser(
             "pause", help="Stop every worker from claiming jobs of QUEUE."
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             "schedules", help="List schedules and their next fire times."
         )
         run = commands.add_parser(
-            "run-schedule", help="Have the next tick enqueue one job of NAME now."
+            "trigger", help="Have the next tick enqueue one job of NAME now."
         )
         run.add_argument("name", nargs="+", metavar="NAME")
 
@@ -65,7 +65,7 @@ class Command(BaseCommand):
         if subcommand == "queues":
             self.stdout.write(table(queue_overview()))
             return
-        if subcommand in ("schedules", "run-schedule"):
+        if subcommand in ("schedules", "trigger"):
             self._schedules(subcommand, options.get("name", []))
             return
         names = options["queue"]
