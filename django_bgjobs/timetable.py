@@ -59,7 +59,8 @@ def validate_cron(expression: str) -> str:
         )
     croniter = croniter_class()
     try:
-        croniter(expression, dt.datetime(2026, 1, 1))
+        # A first fire time too: "0 0 30 2 *" parses but never fires.
+        croniter(expression, dt.datetime(2026, 1, 1)).get_next(dt.datetime)
     except (ValueError, KeyError) as error:
         raise InvalidSchedule(
             f"Invalid cron expression {expression!r}: {error}", "cron"

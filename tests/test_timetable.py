@@ -228,6 +228,7 @@ def test_a_week_down_on_an_every_second_schedule_does_not_walk_every_slot():
         (lambda: validate_cron("* * *"), "has 3 fields; use 5"),
         (lambda: validate_cron("* * * * * * *"), "has 7 fields"),
         (lambda: validate_cron("@hourlyy"), "Invalid cron expression '@hourlyy'"),
+        (lambda: validate_cron("0 0 30 2 *"), "failed to find next date"),
         (lambda: validate_zone("Mars/Olympus"), "Unknown time zone 'Mars/Olympus'"),
         (lambda: validate_interval(0), "Interval must be more than 0"),
         (lambda: validate_interval(-5), "Interval must be more than 0"),

@@ -66,4 +66,7 @@ class Ticker:
             # A bad declaration: reported by the system checks as well.
             logger.error("schedules not synced: %s", error)
             self.synced = True
+        except Exception:
+            # Whatever a schedule row holds, the thread must tick on.
+            logger.exception("schedule tick failed")
         return 0
