@@ -15,14 +15,20 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    connections,
+    router,
+    transaction,
+)
 from django.db.models import Q
 from django.utils import timezone
 
 from . import registry
 from .declarations import Declaration, declared
 from .enqueue import JobHandle, enqueue
-from .exceptions import BgJobsException, InvalidSchedule
+from .exceptions import InvalidSchedule
 from .models import Schedule, ScheduleSlot, SlotKind, Source
 from .timetable import due
 
@@ -154,8 +160,10 @@ def tick(now: dt.datetime | None = None, using: str | None = None) -> int:
     for pk in ids:
         try:
             fired += _fire_due(pk, now, using)
-        except (BgJobsException, ValueError) as error:
-            logger.error("schedule id=%s could not fire: %s", pk, error)
+        except DatabaseError:
+            raise
+        except Exception as error:  # a bad row must not starve the others
+            logger.error("schedule id=%s could not fire: %r", pk, error)
     return fired
 
 

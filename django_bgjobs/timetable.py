@@ -204,7 +204,7 @@ class Timetable:
         return anchor + steps * interval
 
     def _cron_after(self, after: dt.datetime) -> dt.datetime:
-        zone = zoneinfo.ZoneInfo(self.zone)
+        zone = validate_zone(self.zone)
         for wall in self._walls(after.astimezone(zone).replace(tzinfo=None)):
             # A wall time of the repeated hour read after its first pass, or
             # one in a gap that maps to a jump already fired, is skipped.

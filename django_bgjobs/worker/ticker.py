@@ -54,19 +54,28 @@ class Ticker:
     def once(self) -> int:
         """Sync (until it has succeeded once), then tick; return the jobs
         enqueued."""
+        if not self.synced:
+            self._sync()
         try:
-            if not self.synced:
-                sync()
-                self.synced = True
             return tick(using=self.using)
         except DatabaseError as error:
             logger.error("schedule tick failed: %s", error)
             connections[self.using].close()
-        except BgJobsException as error:
-            # A bad declaration: reported by the system checks as well.
-            logger.error("schedules not synced: %s", error)
-            self.synced = True
         except Exception:
             # Whatever a schedule row holds, the thread must tick on.
             logger.exception("schedule tick failed")
         return 0
+
+    def _sync(self) -> None:
+        try:
+            sync()
+        except DatabaseError as error:
+            logger.error("schedules not synced (retried next tick): %s", error)
+            connections[self.using].close()
+            return
+        except BgJobsException as error:
+            # A bad declaration: reported by the system checks as well.
+            logger.error("schedules not synced: %s", error)
+        except Exception:
+            logger.exception("schedules not synced")
+        self.synced = True
