@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -81,6 +82,7 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         (None, {"fields": ("name", "task", "enabled", "source")}),
         ("When", {"fields": ("cron", "interval", "timezone", "start_at", "end_at")}),
         ("Next fire times", {"fields": ("upcoming",)}),
+        ("Recent fires", {"fields": ("recent",)}),
         ("Job", {"fields": ("args", "kwargs", "queue", "priority")}),
         ("Missed slots", {"fields": ("misfire", "misfire_cap", "misfire_grace")}),
         (
@@ -100,6 +102,7 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         fixed = [
             "source",
             "upcoming",
+            "recent",
             "last_fire_at",
             "next_fire_at",
             "run_requested_at",
@@ -154,6 +157,30 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             rows,
         )
 
+    @admin.display(description="last 10 fires")
+    def recent(self, row: Schedule) -> SafeString | str:
+        slots = schedules.recent_slots(row, 10) if row.pk else []
+        if not slots:
+            return display.EMPTY
+        site = self.admin_site.name
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    display.when(slot.fire_at),
+                    slot.get_kind_display(),
+                    _job_link(site, slot.job_id),
+                )
+                for slot in slots
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>fire time</th><th>kind</th><th>job</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
     @admin.action(description="Pause (disable) schedules", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         self._report(request, "Pause", schedules.pause_schedules(queryset))
@@ -175,3 +202,10 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         text += f", {result.skipped} skipped."
         done = result.changed or result.created
         self.message_user(request, text, messages.SUCCESS if done else messages.WARNING)
+
+
+def _job_link(site: str, job_id: int | None) -> SafeString | str:
+    if job_id is None:
+        return display.EMPTY
+    url = reverse(f"{site}:django_bgjobs_job_change", args=[job_id])
+    return format_html('<a href="{}">#{}</a>', url, job_id)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from .. import registry
 from ..declarations import validate_options
 from ..exceptions import InvalidSchedule
-from ..models import Schedule
+from ..models import Schedule, ScheduleSlot
 from ..timetable import Timetable, validate_misfire
 from .operations import ActionResult
 
@@ -148,6 +148,15 @@ def upcoming(
         FireTime(local=t.astimezone(zone), utc=t.astimezone(dt.UTC))
         for t in table.upcoming(after, count)
     ]
+
+
+def recent_slots(row: Schedule, count: int = 10) -> list[ScheduleSlot]:
+    """Return the latest ``count`` fires of ``row``, newest first."""
+    return list(
+        ScheduleSlot.objects.using(router.db_for_read(ScheduleSlot))
+        .filter(schedule=row)
+        .order_by("-fire_at", "-id")[:count]
+    )
 
 
 def task_names() -> list[str]:

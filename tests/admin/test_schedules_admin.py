@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from django_bgjobs.models import Schedule, Source
+from django_bgjobs.models import Job, Schedule, ScheduleSlot, Source
 from tests.admin.test_admin import (
     XSS,
     XSS_ESCAPED,
@@ -162,3 +162,16 @@ def test_editing_the_arguments_keeps_a_due_fire_time_and_a_new_cron_moves_it(
     admin_client.post(change_url("schedule", row.pk), {**data, "cron": "0 3 * * *"})
     row.refresh_from_db()
     assert row.next_fire_at == row.timetable().next_after(timezone.now())
+
+
+def test_change_page_lists_the_latest_fires_with_links_to_their_jobs(admin_client):
+    row = make_schedule()
+    job = Job.objects.create(task="tests.jobs.noop")
+    ScheduleSlot.objects.create(schedule=row, fire_at=timezone.now(), job_id=job.pk)
+    ScheduleSlot.objects.create(
+        schedule=row, kind="manual", fire_at=timezone.now(), job_id=None
+    )
+    html = admin_client.get(change_url("schedule", row.pk)).content.decode()
+    assert f'href="{change_url("job", job.pk)}">#{job.pk}</a>' in html
+    assert "Run now" in html
+    assert "Fire time" in html
