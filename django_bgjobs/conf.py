@@ -55,6 +55,8 @@ class Settings:
     #: (tests; ``django_bgjobs.testing``).
     INLINE: bool = False
     INLINE_RAISE: bool = False
+    #: Schedules by name (``scheduler.from_settings`` reads the entries).
+    SCHEDULES: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def limits(self, queue: str) -> QueueLimits | None:
         """Return the limits of ``queue``, or None if it has none."""
@@ -89,6 +91,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "DEAD_LETTER_TTL": (*_NUMBER, type(None)),
     "INLINE": (bool,),
     "INLINE_RAISE": (bool,),
+    "SCHEDULES": (dict,),
 }
 #: Settings whose integers may be 0 (a count of jobs to keep).
 _ZERO_ALLOWED = ("DEFAULT_PRIORITY", "REMOVE_ON_COMPLETE", "REMOVE_ON_FAIL")

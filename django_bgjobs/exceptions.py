@@ -40,6 +40,15 @@ class TooManyJobs(BgJobsException, RuntimeError):
     still left: a job that enqueues another forever?"""
 
 
+class InvalidSchedule(BgJobsException, ValueError):
+    """A schedule's cron expression, time zone, interval, task or misfire
+    policy is malformed; the message names it, ``field`` says which."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InvalidTransition(BgJobsException):
     """An operation asked for a status change the lifecycle does not allow."""
 
