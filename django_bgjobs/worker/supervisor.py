@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import faulthandler
 import logging
 import os
 import signal
@@ -156,6 +157,9 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        # ``kill -USR1 PID`` prints every thread's stack to the worker's
+        # stderr: where a stuck worker process waits.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         threading.Thread(
             target=_watch_parent,

@@ -197,7 +197,14 @@ def test_workers_stop_when_the_supervisor_is_killed(start_worker_with, wait_unti
             message="the orphaned worker processes to exit",
         )
     except AssertionError:
-        # Say where each child is stuck, for the next look at this.
+        # Say where each child is stuck, for the next look at this: SIGUSR1
+        # makes a worker process print its threads' Python stacks to the log.
+        for pid in kids:
+            if not exited(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGUSR1)
+        time.sleep(1)
+        print(process.log_path.read_text()[-20000:])
         for pid in kids:
             if not exited(pid):
                 for name in ("wchan", "stack"):
@@ -212,3 +219,30 @@ def test_workers_stop_when_the_supervisor_is_killed(start_worker_with, wait_unti
                             (task / "wchan").read_text(),
                         )
         raise
+
+
+def test_sigusr1_prints_a_worker_process_stacks_and_it_runs_on(
+    start_worker_with, wait_until
+):
+    process = start_worker_with("--processes", "1")
+    (kid,) = wait_until(
+        lambda: len(found := children(process.pid)) == 1 and found,
+        timeout=START_TIMEOUT,
+        message="one worker process",
+    )
+    # Registered: past the moment it set its SIGUSR1 handler.
+    wait_until(
+        lambda: Worker.objects.filter(pid=kid).exists(),
+        timeout=START_TIMEOUT,
+        message="the worker process's registration",
+    )
+
+    os.kill(kid, signal.SIGUSR1)
+
+    wait_until(
+        lambda: "in _watch_parent" in process.log_path.read_text(),
+        timeout=10,
+        message="the thread stacks in the log",
+    )
+    assert not exited(kid)
+    assert process.poll() is None
