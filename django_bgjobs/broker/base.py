@@ -507,6 +507,23 @@ class Broker:
             ]
         )
 
+    # -- progress -------------------------------------------------------------
+
+    def write_progress(
+        self, notes: Sequence[tuple[int, int, Any]], now: dt.datetime
+    ) -> int:
+        """Write ``(job id, attempt, value)`` progress notes, each fenced
+        like an outcome: a run that is no longer the job's running attempt
+        writes nothing. Return how many rows changed (one UPDATE a note; the
+        recorder sends at most one note per job per ``PROGRESS_INTERVAL``)."""
+        jobs = Job.objects.using(self.using)
+        changed = 0
+        for job_id, attempt, value in notes:
+            changed += jobs.filter(
+                id=job_id, attempt=attempt, status=JobStatus.RUNNING
+            ).update(progress=value, progress_at=now)
+        return changed
+
     # -- leases ---------------------------------------------------------------
 
     def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> Heartbeat:
