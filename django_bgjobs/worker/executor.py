@@ -19,7 +19,12 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import (
+    SyncToAsync,
+    ThreadSensitiveContext,
+    async_to_sync,
+    sync_to_async,
+)
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
@@ -105,18 +110,25 @@ class Executor:
         cancelling its asyncio task, yields ``JobCancelled``. Any other
         cancellation (the worker's shutdown) propagates. With
         ``own_connections`` the database connections the job opened (through
-        ``sync_to_async`` or the async ORM) are closed when it ends, as
-        Django does at the end of an ASGI request.
+        ``sync_to_async`` or the async ORM, on a thread of the job's own) are
+        closed when it ends, as Django does at the end of an ASGI request.
         """
         try:
             spec = registry.get(job.task)
         except TaskNotRegistered as error:
             return Outcome(error=error)
-        try:
+        if not own_connections:
             return await self._arun(spec.func, job)
-        finally:
-            if own_connections and connections.all(initialized_only=True):
-                await sync_to_async(connections.close_all)()
+        # As Django serves an ASGI request: the job's thread-sensitive
+        # sync_to_async calls (the async ORM's too) run on a thread of its
+        # own, so its connection is its own; closed when the job ends, as
+        # that thread ends with it.
+        async with ThreadSensitiveContext() as context:
+            try:
+                return await self._arun(spec.func, job)
+            finally:
+                if _used_a_thread(context):
+                    await sync_to_async(connections.close_all)()
 
     async def _arun(self, func: Callable[..., Any], job: ClaimedJob) -> Outcome:
         limit = asyncio.timeout_at(_deadline(job))
@@ -206,6 +218,16 @@ def _complete(coroutine: Awaitable[Any]) -> Any:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def _used_a_thread(context: ThreadSensitiveContext) -> bool:
+    """Return True if the job in ``context`` ran code on its sync thread.
+
+    Reads asgiref's map of contexts to threads (it holds an entry once a
+    thread-sensitive call made one); without it, assume a thread was used.
+    """
+    threads = getattr(SyncToAsync, "context_to_thread_executor", None)
+    return threads is None or context in threads
 
 
 def _deadline(job: ClaimedJob) -> float | None:

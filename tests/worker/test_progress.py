@@ -162,7 +162,7 @@ def test_a_worker_stores_the_last_progress_of_plain_and_coroutine_jobs():
 @pytest.mark.django_db(transaction=True)
 def test_a_running_jobs_progress_is_visible_before_it_ends(settings, wait_until):
     settings.BGJOBS = {"PROGRESS_INTERVAL": 0.1}
-    handle = jobs.progress_then_wait.enqueue([10, 20], 2.0)
+    handle = jobs.progress_then_wait.enqueue([10, 20], 1.0)
     process = WorkerProcess(ProcessOptions(concurrency=1, grace=5))
     thread = threading.Thread(target=process.run)
     thread.start()
