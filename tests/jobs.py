@@ -230,7 +230,7 @@ def keyed_anything(*args, **kwargs):
     return None
 
 
-# -- coroutine jobs (run on the worker's event loop) ----------------------------
+# -- coroutine jobs (run on the worker's event loop) --------------------------
 
 
 @background
@@ -308,3 +308,10 @@ def returns_coroutine(value):
 @background(attempts=1)
 async def async_raises_timeout():
     raise TimeoutError("the upstream API timed out")
+
+
+@background(attempts=1, timeout=0.3)
+async def async_blocks_loop(seconds):
+    """Blocks the event loop (a bug): only the hard timeout can stop it."""
+    time.sleep(seconds)
+    return "unblocked"

@@ -596,6 +596,19 @@ class Broker:
             .first()
         )
 
+    def head_task(self, queues: Sequence[str] | None, now: dt.datetime) -> str | None:
+        """Return the task of the job of ``queues`` that a claim would take
+        first (paused queues left out), or None; one probe of the claim's
+        index, read-only."""
+        return (
+            _unpaused(_in_statuses(Job.objects.using(self.using), CLAIMABLE))
+            .filter(run_at__lte=now)
+            .in_queues(list(queues or ()))
+            .order_by("-priority", "run_at", "id")
+            .values_list("task", flat=True)
+            .first()
+        )
+
     def next_scheduled_at(self, queues: Sequence[str] | None) -> dt.datetime | None:
         """Return when the next delayed job of ``queues`` is due (one probe
         of ``bgjobs_job_scheduled``), or None; paused queues are left out,

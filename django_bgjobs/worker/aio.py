@@ -36,7 +36,8 @@ class AsyncRunner:
         self.executor = executor
         self.finish = finish
         self.size = size
-        self.loop = asyncio.new_event_loop()
+        #: Made in ``start``: a loop never started is never left unclosed.
+        self.loop: asyncio.AbstractEventLoop | None = None
         #: Job id -> its asyncio task; touched on the loop's thread only.
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.thread = threading.Thread(
@@ -45,35 +46,43 @@ class AsyncRunner:
         self.slots: asyncio.Semaphore | None = None
 
     def start(self) -> None:
+        self.loop = asyncio.new_event_loop()
         self.thread.start()
 
     def submit(self, job: ClaimedJob) -> None:
-        """Start ``job`` on the loop (any thread)."""
+        """Start ``job`` on the loop (any thread, after ``start``)."""
+        assert self.loop is not None  # noqa: S101
         self.loop.call_soon_threadsafe(self._start, job)
 
     def cancel(self, job_id: int) -> None:
         """Cancel the asyncio task of ``job_id``, if it runs (any thread)."""
-        self.loop.call_soon_threadsafe(self._cancel, job_id)
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._cancel, job_id)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Cancel every job still on the loop, let them unwind, stop the loop.
+        """Cancel every job still on the loop, give them ``timeout`` seconds
+        to unwind, stop the loop.
 
         Their outcomes are dropped by ``finish``: the process released those
-        jobs already.
+        jobs already. With ``timeout`` 0 nothing is awaited: after a hard
+        timeout the loop may be blocked by the overdue job.
         """
-        if not self.thread.is_alive():
+        if self.loop is None or not self.thread.is_alive():
             return
         future = asyncio.run_coroutine_threadsafe(self._cancel_all(), self.loop)
-        try:
-            future.result(timeout)
-        except Exception:
-            logger.warning("coroutine jobs did not unwind within %.1f s", timeout)
+        if timeout > 0:
+            try:
+                future.result(timeout)
+            except Exception:
+                logger.warning("coroutine jobs did not unwind within %.1f s", timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout)
+        if timeout > 0:
+            self.thread.join(timeout)
 
     # -- on the loop's thread ---------------------------------------------
 
     def _run_loop(self) -> None:
+        assert self.loop is not None  # noqa: S101  (set by start)
         asyncio.set_event_loop(self.loop)
         self.slots = asyncio.Semaphore(self.size)
         try:
@@ -82,6 +91,7 @@ class AsyncRunner:
             self.loop.close()
 
     def _start(self, job: ClaimedJob) -> None:
+        assert self.loop is not None  # noqa: S101
         # A fresh context: Django's connections live in context variables,
         # and a copy of this thread's context would share their storage.
         task = self.loop.create_task(

@@ -46,6 +46,10 @@ from .watchdog import EXIT_TIMED_OUT, Watchdog
 
 logger = logging.getLogger("django_bgjobs.worker")
 
+#: While every thread is busy and the last claim found no coroutine job, how
+#: often the claim loop looks whether the next job is one (``_probe``).
+ASYNC_PROBE_INTERVAL = 1.0
+
 
 def make_worker_id(pid: int | None = None, suffix: str | None = None) -> str:
     """Return ``host:pid:suffix``, unique across machines and restarts."""
@@ -142,7 +146,9 @@ class WorkerProcess:
         #: Running coroutine jobs (of ``running``), and how many the next
         #: claim may take for the event loop (see ``capacity``).
         self.async_held = 0
-        self.async_allowance = 1
+        self.async_allowance = 0
+        #: time.monotonic() after which ``_probe`` may look again.
+        self.next_probe = 0.0
         self.maintenance = Maintenance(
             self.worker_id,
             self.broker.using,
@@ -190,6 +196,8 @@ class WorkerProcess:
         failures = 0
         while not self.stopping.is_set():
             free = self.capacity()
+            if free == 0 and self._probe():
+                free = 1
             claimed: list[ClaimedJob] = []
             if free > 0:
                 try:
@@ -216,18 +224,39 @@ class WorkerProcess:
         slots, and each job goes where its task runs. A job claimed beyond
         its side's room waits in this process (a thread's inbox, or the
         loop's semaphore) and lowers the next claim by one, so the jobs held
-        never exceed threads + slots. The allowance doubles with the
-        coroutine jobs each claim finds and falls back to 1 when it finds
-        none: a process whose work is all plain jobs holds at most one job
-        more than it has threads, not ``async_concurrency`` more.
+        never exceed threads + slots. The allowance is twice the coroutine
+        jobs the last claim found, and 0 when it found none: a process whose
+        work is all plain jobs claims no more than it has free threads
+        (``_probe`` looks for coroutine jobs while they are all busy).
         """
-        async_free = 0
-        if self.aio is not None:
-            async_free = min(
-                self.options.async_concurrency - self.async_held, self.async_allowance
-            )
         sync_free = self.options.concurrency - (len(self.running) - self.async_held)
-        return sync_free + async_free
+        if self.aio is None:
+            return sync_free
+        async_free = self.options.async_concurrency - self.async_held
+        return sync_free + min(async_free, self.async_allowance)
+
+    def _probe(self) -> bool:
+        """Return True if the job a claim would take next is a coroutine job
+        that the loop has room for, while every thread is busy.
+
+        At most once per ``ASYNC_PROBE_INTERVAL``: a coroutine job waits no
+        longer than that for busy threads, and a plain job is never claimed
+        into the loop's room (unless another worker takes the coroutine job
+        between the look and the claim).
+        """
+        if self.aio is None or self.async_allowance:
+            return False
+        if self.async_held >= self.options.async_concurrency:
+            return False
+        now = time.monotonic()
+        if now < self.next_probe:
+            return False
+        self.next_probe = now + ASYNC_PROBE_INTERVAL
+        try:
+            task = self.broker.head_task(self.options.queues, timezone.now())
+        except DatabaseError:
+            return False  # the claim meets the outage
+        return task is not None and registry.is_coroutine(task)
 
     def _dispatch(self, claimed: list[ClaimedJob], pool: JobThreads) -> None:
         """Hand each claimed job to a thread, or to the event loop."""
@@ -236,6 +265,8 @@ class WorkerProcess:
                 pool.submit(job)
             return
         coroutines = 0
+        # A claim's RETURNING order is the vendor's: keep its priorities.
+        claimed = sorted(claimed, key=lambda job: -job.priority)
         for job in claimed:
             if registry.is_coroutine(job.task):
                 coroutines += 1
@@ -244,9 +275,7 @@ class WorkerProcess:
             else:
                 pool.submit(job)
         if claimed:
-            self.async_allowance = min(
-                self.options.async_concurrency, max(1, 2 * coroutines)
-            )
+            self.async_allowance = min(self.options.async_concurrency, 2 * coroutines)
 
     def _claim(self, limit: int) -> list[ClaimedJob]:
         limit = self.watchdog.claim_limit(limit)
@@ -423,7 +452,7 @@ class WorkerProcess:
         if self.aio is not None:
             # The released coroutine jobs are cancelled; their outcomes are
             # dropped, as those of released thread jobs are.
-            self.aio.stop()
+            self.aio.stop(timeout=0.0 if timed_out else 5.0)
         self.listener.stop()
         self.maintenance.stop()
         self.recorder.stop()

@@ -15,6 +15,7 @@ from django_bgjobs.models import Attempt, DeadLetter, Job
 from django_bgjobs.services.operations import cancel_jobs
 from django_bgjobs.status import AttemptOutcome, JobStatus
 from django_bgjobs.worker.process import ProcessOptions, WorkerProcess
+from django_bgjobs.worker.watchdog import EXIT_TIMED_OUT
 from tests import jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -175,3 +176,15 @@ def test_plain_and_coroutine_jobs_run_side_by_side():
     ids = [h.id for h in plain + coroutines]
     statuses = Job.objects.filter(id__in=ids).values_list("status", flat=True)
     assert set(statuses) == {JobStatus.SUCCEEDED}
+
+
+def test_a_coroutine_job_that_blocks_the_loop_meets_the_hard_timeout():
+    handle = jobs.async_blocks_loop.enqueue(3)
+
+    # Past its timeout plus ASYNC_TIMEOUT_MARGIN the watchdog stops the
+    # process, as for a plain job (the supervisor then starts a fresh one).
+    assert run_burst() == EXIT_TIMED_OUT
+
+    job = Job.objects.get(id=handle.id)
+    assert job.status == JobStatus.FAILED
+    assert attempts_of(job.id) == [(AttemptOutcome.TIMED_OUT, "JobTimeout")]
