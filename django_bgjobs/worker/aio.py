@@ -87,6 +87,12 @@ class AsyncRunner:
         self.slots = asyncio.Semaphore(self.size)
         try:
             self.loop.run_forever()
+            # Stopped before every task unwound (a stop that did not wait):
+            # let them unwind now, so that none is destroyed pending.
+            left = asyncio.all_tasks(self.loop)
+            for task in left:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
         finally:
             self.loop.close()
 

@@ -241,12 +241,12 @@ def test_job_detail_shows_args_result_error_and_attempt_history(admin_client):
 
 def test_job_list_shows_progress_as_a_bar_or_short_json(admin_client):
     make_job(status=JobStatus.RUNNING, progress=42.5, progress_at=T0)
-    make_job(status=JobStatus.RUNNING, progress={"done": 3, "of": "x" * 60})
+    make_job(status=JobStatus.RUNNING, progress={"stage": "x" * 60})
     make_job(status=JobStatus.READY)
     html = admin_client.get(url("job_changelist")).content.decode()
     assert '<progress value="42.5" max="100"' in html
     assert "42.5%" in html
-    assert "<code>{&quot;done&quot;: 3, &quot;of&quot;: &quot;xxx" in html
+    assert "<code>{&quot;stage&quot;: &quot;xxx" in html
     assert "\u2026</code>" in html  # cut short
     assert html.count('<td class="field-progress_bar">-</td>') == 1
 
