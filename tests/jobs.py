@@ -315,3 +315,11 @@ async def async_blocks_loop(seconds):
     """Blocks the event loop (a bug): only the hard timeout can stop it."""
     time.sleep(seconds)
     return "unblocked"
+
+
+@background(atomic=True, attempts=1)
+def atomic_progress(steps):
+    """Report progress in a tight loop inside the job's transaction."""
+    for step in range(1, steps + 1):
+        current_job().set_progress({"step": step})
+    return steps

@@ -41,6 +41,7 @@ from ..exceptions import (
 )
 from ..payload import check_result
 from ..status import AttemptOutcome, JobStatus
+from .progress import Note, ProgressNotes
 
 
 @dataclasses.dataclass
@@ -169,7 +170,7 @@ class Executor:
     ) -> Outcome:
         close_old_connections()
         try:
-            record = _run_atomic_body(func, job, broker, self.context_of(job))
+            record = _run_atomic_body(func, job, broker, self.context_of(job), self)
         except _Fenced:
             return Outcome(committed=True)
         except BaseException as error:
@@ -238,12 +239,22 @@ def _deadline(job: ClaimedJob) -> float | None:
     return asyncio.get_running_loop().time() + max(left, 0.0)
 
 
+def _final_progress(executor: Executor, job: ClaimedJob) -> list[Note]:
+    if isinstance(executor.progress, ProgressNotes):
+        return executor.progress.final({job.id})
+    return []
+
+
 class _Fenced(Exception):
     """The success of an atomic job was refused: roll its writes back."""
 
 
 def _run_atomic_body(
-    func: Callable[..., Any], job: ClaimedJob, broker: Broker, context: JobContext
+    func: Callable[..., Any],
+    job: ClaimedJob,
+    broker: Broker,
+    context: JobContext,
+    executor: Executor,
 ) -> Record | None:
     with transaction.atomic(using=broker.using), running(context):
         value = func(*job.args, **job.kwargs)
@@ -252,6 +263,10 @@ def _run_atomic_body(
         except InvalidPayload as error:
             raise Permanent(f"the job's return value: {error}") from None
         record = settle(job, Outcome(value=value))
+        # The job's last progress, in the transaction of its success.
+        notes = _final_progress(executor, job)
+        if notes:
+            broker.write_progress(notes, timezone.now())
         # The same fenced UPDATE as any outcome: a stale run matches no row.
         if not broker.record([record]):
             raise _Fenced

@@ -413,6 +413,7 @@ class WorkerProcess:
         # An atomic job recorded its success itself, or its fence refused it
         # (the broker logged that); either way nothing is left to record.
         self._release(job)
+        self.recorder.progress.final({job.id})
         if record is not None:
             if logger.isEnabledFor(logging.INFO):
                 log_finish(record)

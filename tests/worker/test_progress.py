@@ -173,3 +173,13 @@ def test_a_running_jobs_progress_is_visible_before_it_ends(settings, wait_until)
         process.stop()
         thread.join(10)
     assert handle.refresh().status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_atomic_jobs_last_progress_commits_with_its_success():
+    handle = jobs.atomic_progress.enqueue(1000)
+
+    WorkerProcess(ProcessOptions(burst=True, concurrency=1)).run()
+
+    row = Job.objects.get(id=handle.id)
+    assert (row.status, row.progress) == (JobStatus.SUCCEEDED, {"step": 1000})
