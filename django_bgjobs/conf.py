@@ -55,6 +55,12 @@ class Settings:
     REMOVE_ON_COMPLETE: Retention | None = None
     REMOVE_ON_FAIL: Retention | None = None
     DEAD_LETTER_TTL: float | None = None
+    #: Run each job in the enqueuing process once its transaction commits
+    #: (tests; ``django_bgjobs.testing``).
+    INLINE: bool = False
+    INLINE_RAISE: bool = False
+    #: Schedules by name (``scheduler.from_settings`` reads the entries).
+    SCHEDULES: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def limits(self, queue: str) -> QueueLimits | None:
         """Return the limits of ``queue``, or None if it has none."""
@@ -89,6 +95,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "REMOVE_ON_COMPLETE": (bool, int, dict, type(None)),
     "REMOVE_ON_FAIL": (bool, int, dict, type(None)),
     "DEAD_LETTER_TTL": (*_NUMBER, type(None)),
+    "INLINE": (bool,),
+    "INLINE_RAISE": (bool,),
+    "SCHEDULES": (dict,),
 }
 #: Settings whose integers may be 0 (a count of jobs to keep).
 _ZERO_ALLOWED = ("DEFAULT_PRIORITY", "REMOVE_ON_COMPLETE", "REMOVE_ON_FAIL")

@@ -21,6 +21,7 @@ from .retention import parse_retention
 from .retry import BackoffFunction, RetryPolicy, make_backoff
 
 if TYPE_CHECKING:
+    from .declarations import Declaration
     from .enqueue import JobHandle
 
 P = ParamSpec("P")
@@ -147,6 +148,9 @@ class JobSpec(Generic[P, R]):
     Call it to run it inline; ``enqueue`` to run it on a worker.
     """
 
+    #: The schedule of ``@background(cron=...)`` or ``(interval=...)``.
+    schedule: Declaration | None = None
+
     def __init__(self, func: Callable[P, R], name: str, options: JobOptions) -> None:
         self.func = func
         self.name = name
@@ -255,6 +259,10 @@ def background(
     remove_on_complete: bool | int | dict[str, float] | None = ...,
     remove_on_fail: bool | int | dict[str, float] | None = ...,
     atomic: bool | None = ...,
+    cron: str | None = ...,
+    interval: float | dt.timedelta | None = ...,
+    tz: str | None = ...,
+    misfire: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobSpec[P, R]]: ...
 
 
@@ -263,6 +271,10 @@ def background(
     /,
     *,
     name: str | None = None,
+    cron: str | None = None,
+    interval: float | dt.timedelta | None = None,
+    tz: str | None = None,
+    misfire: str | None = None,
     **options: Any,
 ) -> Any:
     """Declare a function as a background job; use bare or with options.
@@ -283,6 +295,12 @@ def background(
     ``async def`` function, which the worker runs on its event loop). Raise
     ``ImproperlyConfigured`` if the name is
     taken by another function, ``InvalidJob`` if an option is out of range.
+
+    ``cron`` (a croniter expression) or ``interval`` (seconds or a
+    timedelta) also declares a schedule named after the task, in zone ``tz``
+    (default ``settings.TIME_ZONE``) with misfire policy ``misfire`` (skip,
+    all or none); workers sync it to a ``Schedule`` row at start. A bad
+    schedule is reported by the system checks ``bgjobs.E010``-``E015``.
     """
 
     def decorate(function: Callable[..., Any]) -> JobSpec[Any, Any]:
@@ -295,7 +313,30 @@ def background(
             )
         task_name = name or f"{function.__module__}.{function.__qualname__}"
         spec: JobSpec[Any, Any] = JobSpec(function, task_name, job_options)
+        if cron is not None or interval is not None:
+            spec.schedule = _declaration(task_name, cron, interval, tz, misfire)
         registry.register(spec)
         return spec
 
     return decorate(func) if func is not None else decorate
+
+
+def _declaration(
+    task: str,
+    cron: str | None,
+    interval: float | dt.timedelta | None,
+    tz: str | None,
+    misfire: str | None,
+) -> Declaration:
+    # Checked by the system checks, not here: a bad expression in an
+    # imported module must not stop the whole project from starting.
+    from .declarations import Declaration
+
+    return Declaration(
+        name=task,
+        task=task,
+        cron=cron or "",
+        interval=interval,
+        tz=tz,
+        misfire=misfire or "skip",
+    )

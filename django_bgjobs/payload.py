@@ -13,6 +13,8 @@ from typing import Any
 from .exceptions import InvalidPayload, PayloadTooLarge
 
 _SCALARS = (str, int, bool, type(None))
+#: ``json.dumps`` with ``separators`` builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def _check_value(value: Any, path: str) -> None:
@@ -85,8 +87,8 @@ def encode_arguments(
         _check_value(value, f"args[{index}]")
     for name, value in kwargs.items():
         _check_value(value, f"kwargs[{name!r}]")
-    encoded_args = json.dumps(args, separators=(",", ":"))
-    encoded_kwargs = json.dumps(kwargs, separators=(",", ":"))
+    encoded_args = _COMPACT.encode(args) if args else "[]"
+    encoded_kwargs = _COMPACT.encode(kwargs) if kwargs else "{}"
     size = len(encoded_args) + len(encoded_kwargs) + 3
     if size > limit:
         raise PayloadTooLarge(

@@ -323,3 +323,24 @@ def atomic_progress(steps):
     for step in range(1, steps + 1):
         current_job().set_progress({"step": step})
     return steps
+
+
+@background
+def enqueues_add(a, b):
+    """Enqueue ``add(a, b)``: a job that makes another; return its id."""
+    return add.enqueue(a, b).id
+
+
+@background
+def enqueues_itself(n):
+    """Enqueue itself with ``n + 1``: work that never ends."""
+    enqueues_itself.enqueue(n + 1)
+    return n
+
+
+@background
+def snoozes(seconds):
+    """Ask to run again after ``seconds``, every time."""
+    from django_bgjobs import Snooze
+
+    raise Snooze(seconds)

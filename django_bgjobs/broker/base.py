@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from .. import registry
 from ..conf import get_settings
@@ -302,6 +302,38 @@ class Broker:
         with self.connection.cursor() as cursor:
             rows = self.execute_claim(cursor, sql, params)
         return [self._claimed(row, worker, now) for row in rows]
+
+    def claim_ids(
+        self, ids: Sequence[int], worker: str, now: dt.datetime, lease: float
+    ) -> list[ClaimedJob]:
+        """Claim the jobs of ``ids`` that are ready or scheduled, whatever
+        their ``run_at``, unless their queue is paused; in id order.
+
+        The claim of ``worker.local``, which runs a given job (or its retry)
+        at once. A job claimed by someone else first is left out: the UPDATE
+        is the fence, the read that follows finds only this claim's rows.
+        """
+        if not ids:
+            return []
+        jobs = Job.objects.using(self.using)
+        with transaction.atomic(using=self.using):
+            _unpaused(jobs.filter(id__in=list(ids), status__in=CLAIMABLE)).update(
+                status=JobStatus.RUNNING,
+                attempt=F("attempt") + 1,
+                started_at=now,
+                lease_expires_at=now + dt.timedelta(seconds=lease),
+                worker=worker,
+            )
+            rows = jobs.filter(
+                id__in=list(ids),
+                status=JobStatus.RUNNING,
+                worker=worker,
+                started_at=now,
+            ).order_by("id")
+            columns = [c.strip() for c in CLAIM_COLUMNS.split(",")]
+            return [
+                self._claimed(row, worker, now) for row in rows.values_list(*columns)
+            ]
 
     def execute_claim(self, cursor: Any, sql: str, params: list[Any]) -> list[Any]:
         cursor.execute(sql, params)

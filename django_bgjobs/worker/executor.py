@@ -69,8 +69,17 @@ class Executor:
     without it (inline runs) progress is checked and dropped.
     """
 
+    #: Close unusable and obsolete connections around each run (Django's
+    #: per-request semantics). ``worker.local`` turns it off, as Django's test
+    #: client does for requests: it would close a test's open transaction.
+    release_connections = True
+
     def __init__(self, progress: ProgressSink | None = None) -> None:
         self.progress = progress
+
+    def _release_connections(self) -> None:
+        if self.release_connections:
+            close_old_connections()
 
     def run(self, job: ClaimedJob, broker: Broker | None = None) -> Outcome:
         """Run ``job``; return its outcome (the job's errors never escape).
@@ -87,7 +96,7 @@ class Executor:
             return self._run_coroutine(job)
         if spec.options.atomic and broker is not None:
             return self._run_atomic(spec.func, job, broker)
-        close_old_connections()
+        self._release_connections()
         try:
             with running(self.context_of(job)):
                 value = spec.func(*job.args, **job.kwargs)
@@ -99,7 +108,7 @@ class Executor:
         except BaseException as error:
             return Outcome(error=error, traceback=traceback.format_exc())
         finally:
-            close_old_connections()
+            self._release_connections()
         return _checked(value)
 
     async def arun(self, job: ClaimedJob, *, own_connections: bool = True) -> Outcome:
@@ -154,12 +163,12 @@ class Executor:
     def _run_coroutine(self, job: ClaimedJob) -> Outcome:
         # Synchronous caller (a test's drain, or a thread): the job's
         # connections are the caller's, so they are handled as for a sync job.
-        close_old_connections()
+        self._release_connections()
         try:
             outcome: Outcome = _complete(self.arun(job, own_connections=False))
             return outcome
         finally:
-            close_old_connections()
+            self._release_connections()
 
     def context_of(self, job: ClaimedJob) -> JobContext:
         """Return the ``current_job()`` context for a run of ``job``."""
@@ -168,7 +177,7 @@ class Executor:
     def _run_atomic(
         self, func: Callable[..., Any], job: ClaimedJob, broker: Broker
     ) -> Outcome:
-        close_old_connections()
+        self._release_connections()
         try:
             record = _run_atomic_body(func, job, broker, self.context_of(job), self)
         except _Fenced:
@@ -176,7 +185,7 @@ class Executor:
         except BaseException as error:
             return Outcome(error=error, traceback=traceback.format_exc())
         finally:
-            close_old_connections()
+            self._release_connections()
         return Outcome(
             value=record.result if record else None, committed=True, record=record
         )
