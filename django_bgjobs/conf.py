@@ -45,6 +45,10 @@ class Settings:
     FLUSH_INTERVAL: float = 0.005
     PRUNE_BATCH: int = 1000
     BURST_HORIZON: float = 5.0
+    #: Coroutine jobs one worker process runs at once on its event loop.
+    ASYNC_CONCURRENCY: int = 100
+    #: The shortest time between two progress writes of one job.
+    PROGRESS_INTERVAL: float = 0.5
     #: Rate and concurrency limits and retention by queue name
     #: (``quotas.parse_queues``).
     QUEUES: dict[str, QueueLimits] = dataclasses.field(default_factory=dict)
@@ -85,6 +89,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "FLUSH_INTERVAL": _NUMBER,
     "PRUNE_BATCH": (int,),
     "BURST_HORIZON": _NUMBER,
+    "ASYNC_CONCURRENCY": (int,),
+    "PROGRESS_INTERVAL": _NUMBER,
     "QUEUES": (dict,),
     "REMOVE_ON_COMPLETE": (bool, int, dict, type(None)),
     "REMOVE_ON_FAIL": (bool, int, dict, type(None)),

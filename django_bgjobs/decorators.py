@@ -12,6 +12,8 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from asgiref.sync import iscoroutinefunction
+
 from . import registry
 from .conf import QUEUE_NAME, get_settings
 from .exceptions import BgJobsImproperlyConfigured, InvalidJob
@@ -153,6 +155,9 @@ class JobSpec(Generic[P, R]):
         self.func = func
         self.name = name
         self.options = options
+        #: True for a coroutine function: the worker runs it on its event
+        #: loop, many at once, instead of on one of its threads.
+        self.is_async = iscoroutinefunction(func)
         functools.update_wrapper(self, func)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -286,7 +291,8 @@ def background(
     count of newest rows, or ``{"age": seconds, "count": n}``; see
     ``django_bgjobs.retention``), ``atomic`` (run the job in a database
     transaction that also records its success, so that its database writes
-    commit if and only if the job is recorded as succeeded). Raise
+    commit if and only if the job is recorded as succeeded; not for an
+    ``async def`` function, which the worker runs on its event loop). Raise
     ``ImproperlyConfigured`` if the name is
     taken by another function, ``InvalidJob`` if an option is out of range.
 
@@ -300,6 +306,11 @@ def background(
     def decorate(function: Callable[..., Any]) -> JobSpec[Any, Any]:
         job_options = JobOptions().merged(**options)
         job_options.validate()
+        if job_options.atomic and iscoroutinefunction(function):
+            raise InvalidJob(
+                f"{function.__qualname__} is an async def function: atomic=True "
+                "needs a synchronous one, as transaction.atomic() does."
+            )
         task_name = name or f"{function.__module__}.{function.__qualname__}"
         spec: JobSpec[Any, Any] = JobSpec(function, task_name, job_options)
         if cron is not None or interval is not None:

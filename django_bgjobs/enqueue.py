@@ -83,6 +83,12 @@ class JobHandle:
         return self.job.error
 
     @property
+    def progress(self) -> Any:
+        """The progress the job last reported (a number 0..100 or any JSON),
+        or None, as of the last read; ``refresh()`` reads it again."""
+        return self.job.progress
+
+    @property
     def is_finished(self) -> bool:
         return self.job.status in FINISHED
 

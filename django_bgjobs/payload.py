@@ -102,3 +102,15 @@ def encode_arguments(
 def check_result(value: Any) -> None:
     """Raise ``InvalidPayload`` if a job's return value is not JSON."""
     _check_value(value, "result")
+
+
+def check_progress(value: Any) -> None:
+    """Raise ``InvalidPayload`` (a ``TypeError``) if a job's progress is not
+    JSON, naming its type; ``ValueError`` if a number is outside 0..100."""
+    _check_value(value, "progress")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and not 0 <= value <= 100:
+        raise ValueError(
+            f"progress {value!r} is outside 0..100: pass a percentage, or "
+            'any other JSON value such as {"done": 40, "total": 90}.'
+        )

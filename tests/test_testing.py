@@ -132,6 +132,18 @@ def test_inline_job_that_fails_then_succeeds_ends_succeeded():
 
 
 @pytest.mark.django_db
+def test_inline_coroutine_job_uses_the_async_orm_inside_the_tests_transaction():
+    # The job's sync_to_async calls come back to this thread, so its async
+    # ORM queries see (and write into) the test's open transaction.
+    with run_inline():
+        handle = jobs.async_fails_then_succeeds.enqueue("inline-async", 1)
+
+    assert (handle.refresh().status, handle.result) == (JobStatus.SUCCEEDED, 1)
+    tokens = Execution.objects.values_list("token", flat=True)
+    assert list(tokens) == ["inline-async:0"]
+
+
+@pytest.mark.django_db
 def test_inline_errors_are_recorded_not_raised_unless_asked():
     with run_inline():
         quiet = jobs.fails_permanently.enqueue()

@@ -539,6 +539,23 @@ class Broker:
             ]
         )
 
+    # -- progress -------------------------------------------------------------
+
+    def write_progress(
+        self, notes: Sequence[tuple[int, int, Any]], now: dt.datetime
+    ) -> int:
+        """Write ``(job id, attempt, value)`` progress notes, each fenced
+        like an outcome: a run that is no longer the job's running attempt
+        writes nothing. Return how many rows changed (one UPDATE a note; the
+        recorder sends at most one note per job per ``PROGRESS_INTERVAL``)."""
+        jobs = Job.objects.using(self.using)
+        changed = 0
+        for job_id, attempt, value in notes:
+            changed += jobs.filter(
+                id=job_id, attempt=attempt, status=JobStatus.RUNNING
+            ).update(progress=value, progress_at=now)
+        return changed
+
     # -- leases ---------------------------------------------------------------
 
     def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> Heartbeat:
@@ -608,6 +625,19 @@ class Broker:
             .in_queues(list(queues or ()))
             .order_by("run_at")
             .values_list("run_at", flat=True)
+            .first()
+        )
+
+    def head_task(self, queues: Sequence[str] | None, now: dt.datetime) -> str | None:
+        """Return the task of the job of ``queues`` that a claim would take
+        first (paused queues left out), or None; one probe of the claim's
+        index, read-only."""
+        return (
+            _unpaused(_in_statuses(Job.objects.using(self.using), CLAIMABLE))
+            .filter(run_at__lte=now)
+            .in_queues(list(queues or ()))
+            .order_by("-priority", "run_at", "id")
+            .values_list("task", flat=True)
             .first()
         )
 

@@ -24,7 +24,8 @@ from ..exceptions import TooManyJobs
 from ..models import Job, QueueState
 from ..status import CLAIMABLE, AttemptOutcome, JobStatus
 from .executor import Executor, internal_error, settle
-from .process import Recorder, _log_finish, _send_outcome_signals, make_worker_id
+from .process import make_worker_id
+from .recorder import Recorder, log_finish, send_outcome_signals
 
 logger = logging.getLogger("django_bgjobs.worker")
 
@@ -170,8 +171,8 @@ class LocalRunner:
         outcome = self.executor.run(job, self.broker)
         if outcome.committed:
             if outcome.record is not None:
-                _log_finish(outcome.record)
-                _send_outcome_signals(outcome.record)
+                log_finish(outcome.record)
+                send_outcome_signals(outcome.record)
             return outcome.record, None
         try:
             record = settle(job, outcome)
