@@ -264,6 +264,14 @@ class Limiter:
             prefix = f"{secrets.token_hex(6)}."
             for n, candidate in enumerate(chosen, start=1):
                 candidate.member = f"{prefix}{n}"
+            if at is None:
+                # Start (and log) the jobs as of the end of the reads that
+                # chose them: a run whose end freed a key's slot committed
+                # before those reads, so it ended before this start even if
+                # this process was held up after taking ``now``. Logging
+                # later than ``now`` keeps every window within its rate: the
+                # claims of a queue are serialized by its lock.
+                now = max(now, timezone.now())
             if mode is not Mode.DATABASE and chosen:
                 chosen, retry_at = self._grant(queue, limits, mode, chosen, prefix, now)
                 plan.retry_at = _earliest(plan.retry_at, retry_at)

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from django_bgjobs.broker import get_broker
 from django_bgjobs.conf import QUEUE_NAME
@@ -209,6 +210,31 @@ def test_key_concurrency_claims_one_job_per_key(settings):
     a = next(job for job in first if Job.objects.get(id=job.id).limit_key == "a")
     Job.objects.filter(id=a.id).update(status=JobStatus.SUCCEEDED)
     assert keys_of(claim(limiter, "orders")[0]) == ["a"]
+
+
+@pytest.mark.django_db
+def test_a_key_s_next_run_starts_after_the_run_that_freed_it(settings, monkeypatch):
+    # The run of "a" ends (and its outcome commits) while the next claim
+    # holds the queue's lock but has not read the running jobs yet: that
+    # claim sees the slot free, so its job must start after the end of the
+    # run that freed it, not at the time the claim took before reading.
+    limited(settings, orders={"key_concurrency": 1})
+    make_jobs("orders", ["a", "a"])
+    limiter = Limiter(get_broker())
+    (first,) = limiter.claim("orders", 100, "w1", None, 30).jobs
+    real_plan = Limiter._plan
+
+    def plan_after_the_run_ends(self, *args, **kwargs):
+        Job.objects.filter(id=first.id).update(
+            status=JobStatus.SUCCEEDED, finished_at=timezone.now()
+        )
+        return real_plan(self, *args, **kwargs)
+
+    monkeypatch.setattr(Limiter, "_plan", plan_after_the_run_ends)
+    (second,) = limiter.claim("orders", 100, "w2", None, 30).jobs
+
+    ended = Job.objects.get(id=first.id).finished_at
+    assert Job.objects.get(id=second.id).started_at >= ended
 
 
 @pytest.mark.django_db
