@@ -208,10 +208,10 @@ class Limiter:
         lease: float,
     ) -> Claimed:
         """Claim up to ``want`` jobs of ``queue`` within its limits, as of
-        ``now`` (None: the time the claim holds the queue's lock, so that a
-        claim that waited for the lock does not start its jobs in the past:
-        their ``started_at`` is never before the end of the run that made
-        room for them)."""
+        ``now`` (None: the time the claim has read the jobs it chooses from,
+        under the queue's lock, so that a claim that waited does not start
+        its jobs in the past: their ``started_at`` is never before the end
+        of the run that made room for them)."""
         limits = self.conf.QUEUES[queue]
         if not sql.has_due(self.broker, queue, now or timezone.now()):
             return Claimed([])
