@@ -145,6 +145,9 @@ class JobSpec(Generic[P, R]):
     Call it to run it inline; ``enqueue`` to run it on a worker.
     """
 
+    #: How the task was declared, as the admin shows it.
+    declared_by = "@background"
+
     def __init__(self, func: Callable[P, R], name: str, options: JobOptions) -> None:
         self.func = func
         self.name = name
