@@ -130,7 +130,7 @@ def test_using_sets_queue_priority_and_run_after():
 
 
 @pytest.mark.django_db
-def test_a_queue_outside_QUEUES_is_refused_as_django_does():
+def test_a_queue_outside_the_backends_queues_is_refused_as_django_does():
     with pytest.raises(InvalidTask, match="Queue 'elsewhere' is not valid"):
         tasks.add.using(queue_name="elsewhere")
 
@@ -144,10 +144,14 @@ def test_arguments_that_are_not_json_are_refused_naming_the_argument():
 
 @pytest.mark.django_db(transaction=True)
 def test_enqueue_joins_the_transaction_and_signals_after_commit(signals):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        tasks.add.enqueue(1, 1)
-        assert signals == []
-        raise RuntimeError("roll back")
+    def enqueue_then_fail():
+        with transaction.atomic():
+            tasks.add.enqueue(1, 1)
+            assert signals == []
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError, match="roll back"):
+        enqueue_then_fail()
     assert not Job.objects.exists()
     assert signals == []
 
@@ -275,7 +279,9 @@ def test_errors_and_worker_ids_come_from_the_attempt_history():
 def test_exception_class_paths_of_stored_error_classes():
     assert exception_class_path("KeyError") == "builtins.KeyError"
     assert exception_class_path("pkg.mod.Error") == "pkg.mod.Error"
-    assert exception_class_path("JobCancelled") == "django_bgjobs.exceptions.JobCancelled"
+    assert (
+        exception_class_path("JobCancelled") == "django_bgjobs.exceptions.JobCancelled"
+    )
     assert exception_class_path("WorkerLost") == "WorkerLost"
 
 
@@ -379,7 +385,7 @@ def tasks_setting(**params):
         ({"OPTIONS": {"retry_on": [int]}}, "is not an exception class"),
     ],
 )
-def test_bad_options_are_check_E020_and_refuse_enqueue(settings, params, message):
+def test_bad_options_are_check_e020_and_refuse_enqueue(settings, params, message):
     settings.TASKS = tasks_setting(**params)
     backend = task_backends["default"]
 
@@ -398,7 +404,7 @@ def test_bad_options_are_check_E020_and_refuse_enqueue(settings, params, message
         (["default", "has space"], "holds 'has space', which is not a queue name"),
     ],
 )
-def test_bad_queue_names_are_check_E022(settings, queues, message):
+def test_bad_queue_names_are_check_e022(settings, queues, message):
     settings.TASKS = tasks_setting(QUEUES=queues)
 
     [error] = task_backends["default"].check()

@@ -9,8 +9,8 @@ worker runs only registered tasks. ``enqueue`` goes through
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ParamSpec, TypeVar, cast
 
 from django.conf import settings
 from django.core import checks
@@ -29,6 +29,9 @@ from ..models import Job
 from .options import check_queues, parse_options
 from .results import attempts_of, to_result
 from .runner import TaskSpec, task_name
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class BgJobsBackend(BaseTaskBackend):
@@ -57,7 +60,7 @@ class BgJobsBackend(BaseTaskBackend):
         except BgJobsImproperlyConfigured as error:
             self.problems.append(("bgjobs.E020", str(error)))
 
-    def validate_task(self, task: Task) -> None:
+    def validate_task(self, task: Task[..., Any]) -> None:
         """Check ``task`` as Django does, then register it with every
         django-bgjobs backend alias, so workers can run it.
 
@@ -69,8 +72,8 @@ class BgJobsBackend(BaseTaskBackend):
                 _register(task, alias, backend.job_options)
 
     def enqueue(
-        self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]
-    ) -> TaskResult:
+        self, task: Task[P, R], args: list[Any], kwargs: dict[str, Any]
+    ) -> TaskResult[P, R]:
         """Insert a job for ``task`` in the caller's transaction; return its
         ``TaskResult`` (READY).
 
@@ -88,8 +91,8 @@ class BgJobsBackend(BaseTaskBackend):
         handle = enqueue(call, args, kwargs)
         if not handle.created:
             # The idempotency key is held by an unfinished job: that job.
-            return self._result(handle.job)
-        result = to_result(task, handle.job, [])
+            return cast("TaskResult[P, R]", self._result(handle.job))
+        result = cast("TaskResult[P, R]", to_result(task, handle.job, []))
         using = router.db_for_write(Job)
         # Like job_enqueued: the job exists for others once the caller commits.
         transaction.on_commit(
@@ -98,7 +101,7 @@ class BgJobsBackend(BaseTaskBackend):
         )
         return result
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult[..., Any]:
         """Return the ``TaskResult`` of job ``result_id``.
 
         Raise ``TaskResultDoesNotExist`` if there is no such job, or if it is
@@ -112,7 +115,7 @@ class BgJobsBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(result_id)
         return self._result(job)
 
-    def _result(self, job: Job) -> TaskResult:
+    def _result(self, job: Job) -> TaskResult[..., Any]:
         spec = registry.find(job.task)
         if not isinstance(spec, TaskSpec) or spec.alias != self.alias:
             raise TaskResultDoesNotExist(
@@ -143,15 +146,13 @@ def our_backends() -> Iterator[tuple[str, BgJobsBackend]]:
             backend_class = import_string(params.get("BACKEND", ""))
         except ImportError:
             continue  # Django reports it when the alias is used.
-        if isinstance(backend_class, type) and issubclass(
-            backend_class, BgJobsBackend
-        ):
+        if isinstance(backend_class, type) and issubclass(backend_class, BgJobsBackend):
             backend = task_backends[alias]
             if isinstance(backend, BgJobsBackend):
                 yield alias, backend
 
 
-def _register(task: Task, alias: str, options: JobOptions) -> None:
+def _register(task: Task[..., Any], alias: str, options: JobOptions) -> None:
     existing = registry.find(task_name(task.func, alias))
     if (
         isinstance(existing, TaskSpec)

@@ -72,8 +72,8 @@ def attempts_of(job_id: int, using: str | None = None) -> list[Attempt]:
 
 
 def to_result(
-    task: Task, job: Job, attempts: Sequence[Attempt], **changes: Any
-) -> TaskResult:
+    task: Task[..., Any], job: Job, attempts: Sequence[Attempt], **changes: Any
+) -> TaskResult[..., Any]:
     """Return the ``TaskResult`` of ``job`` (``changes`` override fields)."""
     worker_ids = [attempt.worker for attempt in attempts]
     if job.status == JobStatus.RUNNING:
@@ -95,7 +95,7 @@ def to_result(
         "worker_ids": worker_ids,
     }
     fields.update(changes)
-    result = TaskResult(**fields)
+    result: TaskResult[..., Any] = TaskResult(**fields)
     if result.status == TaskResultStatus.SUCCESSFUL:
         # A private field with no constructor argument: Django's own
         # backends set it the same way.

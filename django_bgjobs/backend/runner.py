@@ -18,7 +18,7 @@ from inspect import iscoroutinefunction
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
+from django.tasks import Task, TaskContext, TaskResultStatus
 from django.tasks.base import TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
@@ -62,7 +62,7 @@ class TaskSpec(JobSpec[..., Any]):
     def __repr__(self) -> str:
         return f"<TaskSpec {self.name}>"
 
-    def task(self, task_class: type[Task], job: Job) -> Task:
+    def task(self, task_class: type[Task[..., Any]], job: Job) -> Task[..., Any]:
         """Return the ``Task`` of ``job``: its queue and priority, and its
         ``run_after`` while it has not run yet and was deferred."""
         deferred = job.attempt == 0 and job.run_at > job.created_at
@@ -128,9 +128,15 @@ class _Run:
         )
         return retry_at is None
 
-    def _finish(self, status: TaskResultStatus, value: Any = None, **fields: Any) -> None:
+    def _finish(
+        self, status: TaskResultStatus, value: Any = None, **fields: Any
+    ) -> None:
         result = self.result
-        for name, new in {"status": status, "finished_at": timezone.now(), **fields}.items():
+        for name, new in {
+            "status": status,
+            "finished_at": timezone.now(),
+            **fields,
+        }.items():
             object.__setattr__(result, name, new)
         object.__setattr__(result, "_return_value", value)
         task_finished.send(self.sender, task_result=result)
@@ -208,11 +214,3 @@ def _runner(spec: TaskSpec) -> Callable[..., Any]:
 
     return run
 
-
-def registered(result: TaskResult) -> bool:
-    """Return True if ``result``'s task is registered for its backend."""
-    try:
-        spec = registry.get(task_name(result.task.func, result.backend))
-    except LookupError:
-        return False
-    return isinstance(spec, TaskSpec)
