@@ -59,6 +59,7 @@ class JobAdmin(ReadOnlyAdmin):
     actions = ("retry_now", "cancel")
     inlines = (AttemptInline,)
     readonly_fields = (
+        "declared_by",
         "status_badge",
         "attempts",
         "run_time",
@@ -75,7 +76,7 @@ class JobAdmin(ReadOnlyAdmin):
             {
                 "fields": (
                     "id",
-                    "task",
+                    ("task", "declared_by"),
                     "status_badge",
                     ("queue", "priority"),
                     "attempts",
@@ -141,6 +142,10 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description="job", ordering="id")
     def job(self, job: Job) -> str:
         return f"#{job.pk} {job.task}"
+
+    @admin.display(description="declared by")
+    def declared_by(self, job: Job) -> str:
+        return queries.declared_by(job.task)
 
     @admin.display(description="status")
     def status_badge(self, job: Job) -> SafeString:

@@ -213,4 +213,3 @@ def _runner(spec: TaskSpec) -> Callable[..., Any]:
         return value
 
     return run
-
