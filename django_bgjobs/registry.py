@@ -50,14 +50,14 @@ def get(name: str) -> JobSpec[Any, Any]:
         ) from None
 
 
-def find(name: str) -> JobSpec[Any, Any] | None:
-    """Return the spec registered as ``name``, or None."""
-    return _specs.get(name)
-
-
 def names() -> list[str]:
     """Return the names of all registered tasks, sorted."""
     return sorted(_specs)
+
+
+def find(name: str) -> JobSpec[Any, Any] | None:
+    """Return the spec registered as ``name``, or None."""
+    return _specs.get(name)
 
 
 def retention(task: str, queue: str, succeeded: bool) -> Retention | None:
