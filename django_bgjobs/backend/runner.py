@@ -11,6 +11,7 @@ records the outcome as for any job.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import traceback
 from collections.abc import Callable
@@ -82,9 +83,10 @@ class _Run:
     def __init__(self, spec: TaskSpec, job: Job) -> None:
         self.spec, self.job = spec, job
         attempts = attempts_of(job.pk) if job.attempt > 1 else []
-        task_class = _backend_class(spec.alias)
-        self.sender = task_class
-        self.result = to_result(spec.task(task_class.task_class, job), job, attempts)
+        #: Django's backends send their signals with their class as sender.
+        self.sender = _backend_class(spec.alias)
+        task = spec.task(self.sender.task_class, job)
+        self.result = to_result(task, job, attempts)
 
     def args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         if self.spec.takes_context:
@@ -113,8 +115,10 @@ class _Run:
         self._finish(TaskResultStatus.FAILED, errors=errors)
 
     def _final(self, error: BaseException) -> bool:
-        # The executor's settle() decides the same from the same inputs.
-        if isinstance(error, Snooze):
+        # The executor's settle() decides the same from the same inputs. A
+        # coroutine cancelled by the worker may be a timeout (retried or
+        # not), an operator's cancel or a shutdown: only the worker knows.
+        if isinstance(error, Snooze | asyncio.CancelledError):
             return False
         if isinstance(error, JobCancelled):
             return True
