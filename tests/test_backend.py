@@ -3,6 +3,7 @@ run wrapper's signals and context. tests/worker/test_django_tasks.py runs the
 same tasks on real workers."""
 
 import datetime as dt
+import inspect
 import sys
 
 import django
@@ -64,9 +65,14 @@ def claim_and_run(result):
     [job] = get_broker().claim(None, 1, "worker-a", timezone.now(), 30.0)
     assert str(job.id) == result.id
     spec = registry.get(job.task)
+    func = spec.func
+    if inspect.iscoroutinefunction(func):
+        # From this thread: the wrapper's thread-sensitive row read runs
+        # here, in the test's transaction.
+        func = async_to_sync(func)
     with running(JobContext(job.id, job.task, job.queue, job.attempt)):
         try:
-            return spec.func(*job.args, **job.kwargs), job
+            return func(*job.args, **job.kwargs), job
         except Exception as error:
             return error, job
 
@@ -296,6 +302,21 @@ def test_a_run_sends_started_then_finished_and_returns_the_value(signals):
     value, _ = claim_and_run(result)
 
     assert value == 5
+    assert signals == [
+        ("started", TaskResultStatus.RUNNING, None),
+        ("finished", TaskResultStatus.SUCCESSFUL, None),
+    ]
+
+
+@pytest.mark.django_db
+def test_an_async_task_is_registered_as_a_coroutine_and_signals_alike(signals):
+    result = tasks.async_add.enqueue(20, 22)
+    signals.clear()
+
+    assert inspect.iscoroutinefunction(registry.get("tests.tasks.async_add").func)
+    value, _ = claim_and_run(result)
+
+    assert value == 42
     assert signals == [
         ("started", TaskResultStatus.RUNNING, None),
         ("finished", TaskResultStatus.SUCCESSFUL, None),
