@@ -7,6 +7,15 @@ from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
 
+def run_inline(jobs: list[tuple[str, str, int]], using: str, reraise: bool) -> None:
+    """Run just-enqueued jobs in this process (inline mode is on)."""
+    # Imported here: a web process that never runs a job inline never
+    # imports the worker.
+    from .worker.local import run_enqueued
+
+    run_enqueued(jobs, using, reraise)
+
+
 class BgJobsConfig(AppConfig):
     name = "django_bgjobs"
     label = "django_bgjobs"
@@ -25,4 +34,7 @@ class BgJobsConfig(AppConfig):
             use_real_variable_limit, dispatch_uid="bgjobs-sqlite-variable-limit"
         )
 
+        from .enqueue import install_inline_runner
+
+        install_inline_runner(run_inline)
         autodiscover_modules("tasks", "jobs")

@@ -118,3 +118,51 @@ def check_tasks_backend(
         if isinstance(params, dict)
         and str(params.get("BACKEND", "")).startswith("django_bgjobs.")
     ]
+
+
+#: Check ids by the field of a bad schedule (``InvalidSchedule.field``).
+SCHEDULE_CHECKS = {
+    "cron": "bgjobs.E010",
+    "timezone": "bgjobs.E011",
+    "interval": "bgjobs.E012",
+    "task": "bgjobs.E013",
+    "croniter": "bgjobs.E015",
+}
+
+
+@checks.register(checks.Tags.compatibility)
+def check_schedules(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Report bad schedules of ``@background(cron=...)`` and
+    ``BGJOBS["SCHEDULES"]``: an invalid cron expression (E010), an unknown
+    time zone (E011), an interval <= 0 (E012), a task not registered
+    (E013), any other bad field or a name declared twice (E014), croniter
+    missing (E015)."""
+    from .declarations import Declaration, from_code, from_settings
+    from .exceptions import InvalidSchedule
+
+    try:
+        found: list[Declaration] = [*from_code(), *from_settings()]
+    except ImproperlyConfigured:
+        return []  # reported as E001
+    except InvalidSchedule as error:
+        return [checks.Error(str(error), id="bgjobs.E014")]
+    errors: list[checks.CheckMessage] = []
+    names: set[str] = set()
+    for declaration in found:
+        if declaration.name in names:
+            errors.append(
+                checks.Error(
+                    f"Schedule name {declaration.name!r} is declared twice.",
+                    hint="Give one of them another name.",
+                    id="bgjobs.E014",
+                )
+            )
+        names.add(declaration.name)
+        try:
+            declaration.validate()
+        except InvalidSchedule as error:
+            check_id = SCHEDULE_CHECKS.get(error.field, "bgjobs.E014")
+            errors.append(checks.Error(str(error), id=check_id))
+    return errors

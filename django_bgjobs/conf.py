@@ -45,12 +45,22 @@ class Settings:
     FLUSH_INTERVAL: float = 0.005
     PRUNE_BATCH: int = 1000
     BURST_HORIZON: float = 5.0
+    #: Coroutine jobs one worker process runs at once on its event loop.
+    ASYNC_CONCURRENCY: int = 100
+    #: The shortest time between two progress writes of one job.
+    PROGRESS_INTERVAL: float = 0.5
     #: Rate and concurrency limits and retention by queue name
     #: (``quotas.parse_queues``).
     QUEUES: dict[str, QueueLimits] = dataclasses.field(default_factory=dict)
     REMOVE_ON_COMPLETE: Retention | None = None
     REMOVE_ON_FAIL: Retention | None = None
     DEAD_LETTER_TTL: float | None = None
+    #: Run each job in the enqueuing process once its transaction commits
+    #: (tests; ``django_bgjobs.testing``).
+    INLINE: bool = False
+    INLINE_RAISE: bool = False
+    #: Schedules by name (``scheduler.from_settings`` reads the entries).
+    SCHEDULES: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def limits(self, queue: str) -> QueueLimits | None:
         """Return the limits of ``queue``, or None if it has none."""
@@ -79,10 +89,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "FLUSH_INTERVAL": _NUMBER,
     "PRUNE_BATCH": (int,),
     "BURST_HORIZON": _NUMBER,
+    "ASYNC_CONCURRENCY": (int,),
+    "PROGRESS_INTERVAL": _NUMBER,
     "QUEUES": (dict,),
     "REMOVE_ON_COMPLETE": (bool, int, dict, type(None)),
     "REMOVE_ON_FAIL": (bool, int, dict, type(None)),
     "DEAD_LETTER_TTL": (*_NUMBER, type(None)),
+    "INLINE": (bool,),
+    "INLINE_RAISE": (bool,),
+    "SCHEDULES": (dict,),
 }
 #: Settings whose integers may be 0 (a count of jobs to keep).
 _ZERO_ALLOWED = ("DEFAULT_PRIORITY", "REMOVE_ON_COMPLETE", "REMOVE_ON_FAIL")

@@ -12,6 +12,8 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from asgiref.sync import iscoroutinefunction
+
 from . import registry
 from .conf import QUEUE_NAME, get_settings
 from .exceptions import BgJobsImproperlyConfigured, InvalidJob
@@ -19,6 +21,7 @@ from .retention import parse_retention
 from .retry import BackoffFunction, RetryPolicy, make_backoff
 
 if TYPE_CHECKING:
+    from .declarations import Declaration
     from .enqueue import JobHandle
 
 P = ParamSpec("P")
@@ -148,10 +151,16 @@ class JobSpec(Generic[P, R]):
     #: How the task was declared, as the admin shows it.
     declared_by = "@background"
 
+    #: The schedule of ``@background(cron=...)`` or ``(interval=...)``.
+    schedule: Declaration | None = None
+
     def __init__(self, func: Callable[P, R], name: str, options: JobOptions) -> None:
         self.func = func
         self.name = name
         self.options = options
+        #: True for a coroutine function: the worker runs it on its event
+        #: loop, many at once, instead of on one of its threads.
+        self.is_async = iscoroutinefunction(func)
         functools.update_wrapper(self, func)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -253,6 +262,10 @@ def background(
     remove_on_complete: bool | int | dict[str, float] | None = ...,
     remove_on_fail: bool | int | dict[str, float] | None = ...,
     atomic: bool | None = ...,
+    cron: str | None = ...,
+    interval: float | dt.timedelta | None = ...,
+    tz: str | None = ...,
+    misfire: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobSpec[P, R]]: ...
 
 
@@ -261,6 +274,10 @@ def background(
     /,
     *,
     name: str | None = None,
+    cron: str | None = None,
+    interval: float | dt.timedelta | None = None,
+    tz: str | None = None,
+    misfire: str | None = None,
     **options: Any,
 ) -> Any:
     """Declare a function as a background job; use bare or with options.
@@ -277,17 +294,52 @@ def background(
     count of newest rows, or ``{"age": seconds, "count": n}``; see
     ``django_bgjobs.retention``), ``atomic`` (run the job in a database
     transaction that also records its success, so that its database writes
-    commit if and only if the job is recorded as succeeded). Raise
+    commit if and only if the job is recorded as succeeded; not for an
+    ``async def`` function, which the worker runs on its event loop). Raise
     ``ImproperlyConfigured`` if the name is
     taken by another function, ``InvalidJob`` if an option is out of range.
+
+    ``cron`` (a croniter expression) or ``interval`` (seconds or a
+    timedelta) also declares a schedule named after the task, in zone ``tz``
+    (default ``settings.TIME_ZONE``) with misfire policy ``misfire`` (skip,
+    all or none); workers sync it to a ``Schedule`` row at start. A bad
+    schedule is reported by the system checks ``bgjobs.E010``-``E015``.
     """
 
     def decorate(function: Callable[..., Any]) -> JobSpec[Any, Any]:
         job_options = JobOptions().merged(**options)
         job_options.validate()
+        if job_options.atomic and iscoroutinefunction(function):
+            raise InvalidJob(
+                f"{function.__qualname__} is an async def function: atomic=True "
+                "needs a synchronous one, as transaction.atomic() does."
+            )
         task_name = name or f"{function.__module__}.{function.__qualname__}"
         spec: JobSpec[Any, Any] = JobSpec(function, task_name, job_options)
+        if cron is not None or interval is not None:
+            spec.schedule = _declaration(task_name, cron, interval, tz, misfire)
         registry.register(spec)
         return spec
 
     return decorate(func) if func is not None else decorate
+
+
+def _declaration(
+    task: str,
+    cron: str | None,
+    interval: float | dt.timedelta | None,
+    tz: str | None,
+    misfire: str | None,
+) -> Declaration:
+    # Checked by the system checks, not here: a bad expression in an
+    # imported module must not stop the whole project from starting.
+    from .declarations import Declaration
+
+    return Declaration(
+        name=task,
+        task=task,
+        cron=cron or "",
+        interval=interval,
+        tz=tz,
+        misfire=misfire or "skip",
+    )

@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, router, transaction
@@ -80,6 +81,12 @@ class JobHandle:
     @property
     def error(self) -> str:
         return self.job.error
+
+    @property
+    def progress(self) -> Any:
+        """The progress the job last reported (a number 0..100 or any JSON),
+        or None, as of the last read; ``refresh()`` reads it again."""
+        return self.job.progress
 
     @property
     def is_finished(self) -> bool:
@@ -227,14 +234,14 @@ def _announce(jobs: list[Job], using: str) -> None:
 def _announce_ids(jobs: list[tuple[str, str, int]], using: str) -> None:
     """Announce ``(task, queue, id)`` jobs once the transaction commits."""
     announce_on_commit({queue for _, queue, _ in jobs}, using)
-    if not job_enqueued.has_listeners():
-        return
+    if job_enqueued.has_listeners():
 
-    def send() -> None:
-        for task, queue, job_id in jobs:
-            job_enqueued.send(task, job_id=job_id, queue=queue)
+        def send() -> None:
+            for task, queue, job_id in jobs:
+                job_enqueued.send(task, job_id=job_id, queue=queue)
 
-    transaction.on_commit(send, using=using)
+        transaction.on_commit(send, using=using)
+    _run_inline(jobs, using)
 
 
 def enqueue(
@@ -348,3 +355,33 @@ def _enqueue_many_keyed(jobs: list[Job], using: str) -> list[JobHandle]:
             inserted.append(row)
     _announce(inserted, using)
     return handles
+
+
+# -- inline mode (BGJOBS["INLINE"], django_bgjobs.testing.run_inline) ---------
+
+#: ``(inline, raise_errors)`` set by ``django_bgjobs.testing.run_inline()`` for
+#: its block, over the ``INLINE`` and ``INLINE_RAISE`` settings.
+inline_override: ContextVar[tuple[bool, bool] | None] = ContextVar(
+    "bgjobs_inline", default=None
+)
+#: ``run(jobs, using, raise_errors)``: runs just-enqueued ``(task, queue, id)``
+#: jobs in this process. Installed by ``apps.ready()``: enqueue may not import
+#: the worker (STYLE.md, layers).
+inline_runner: Callable[[list[tuple[str, str, int]], str, bool], None] | None = None
+
+
+def install_inline_runner(
+    runner: Callable[[list[tuple[str, str, int]], str, bool], None],
+) -> None:
+    """Install the function that runs jobs inline (``apps.ready()`` does)."""
+    global inline_runner
+    inline_runner = runner
+
+
+def _run_inline(jobs: list[tuple[str, str, int]], using: str) -> None:
+    mode = inline_override.get()
+    if mode is None:
+        conf = get_settings()
+        mode = (conf.INLINE, conf.INLINE_RAISE)
+    if mode[0] and jobs and inline_runner is not None:
+        inline_runner(jobs, using, mode[1])

@@ -35,6 +35,20 @@ class TaskNotRegistered(BgJobsException, LookupError):
     """A stored task name matches no ``@background`` function."""
 
 
+class TooManyJobs(BgJobsException, RuntimeError):
+    """``django_bgjobs.testing.drain()`` ran its ``max_jobs`` and jobs are
+    still left: a job that enqueues another forever?"""
+
+
+class InvalidSchedule(BgJobsException, ValueError):
+    """A schedule's cron expression, time zone, interval, task or misfire
+    policy is malformed; the message names it, ``field`` says which."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InvalidTransition(BgJobsException):
     """An operation asked for a status change the lifecycle does not allow."""
 

@@ -13,6 +13,8 @@ from typing import Any
 from .exceptions import InvalidPayload, PayloadTooLarge
 
 _SCALARS = (str, int, bool, type(None))
+#: ``json.dumps`` with ``separators`` builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def _check_value(value: Any, path: str) -> None:
@@ -85,8 +87,8 @@ def encode_arguments(
         _check_value(value, f"args[{index}]")
     for name, value in kwargs.items():
         _check_value(value, f"kwargs[{name!r}]")
-    encoded_args = json.dumps(args, separators=(",", ":"))
-    encoded_kwargs = json.dumps(kwargs, separators=(",", ":"))
+    encoded_args = _COMPACT.encode(args) if args else "[]"
+    encoded_kwargs = _COMPACT.encode(kwargs) if kwargs else "{}"
     size = len(encoded_args) + len(encoded_kwargs) + 3
     if size > limit:
         raise PayloadTooLarge(
@@ -100,3 +102,15 @@ def encode_arguments(
 def check_result(value: Any) -> None:
     """Raise ``InvalidPayload`` if a job's return value is not JSON."""
     _check_value(value, "result")
+
+
+def check_progress(value: Any) -> None:
+    """Raise ``InvalidPayload`` (a ``TypeError``) if a job's progress is not
+    JSON, naming its type; ``ValueError`` if a number is outside 0..100."""
+    _check_value(value, "progress")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and not 0 <= value <= 100:
+        raise ValueError(
+            f"progress {value!r} is outside 0..100: pass a percentage, or "
+            'any other JSON value such as {"done": 40, "total": 90}.'
+        )

@@ -50,6 +50,18 @@ def get(name: str) -> JobSpec[Any, Any]:
         ) from None
 
 
+def is_coroutine(name: str) -> bool:
+    """Return True if task ``name`` is registered and is a coroutine function
+    (``async def``): the worker runs it on its event loop, not a thread."""
+    spec = _specs.get(name)
+    return spec is not None and spec.is_async
+
+
+def has_coroutines() -> bool:
+    """Return True if any registered task is a coroutine function."""
+    return any(spec.is_async for spec in _specs.values())
+
+
 def names() -> list[str]:
     """Return the names of all registered tasks, sorted."""
     return sorted(_specs)

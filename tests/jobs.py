@@ -1,5 +1,6 @@
 """Module-level job handlers the tests enqueue (autodiscovered)."""
 
+import asyncio
 import os
 import signal
 import sys
@@ -227,3 +228,119 @@ def removed_at_once(n):
 def keyed_anything(*args, **kwargs):
     """Takes any JSON; counted under ``customer:<first argument>``."""
     return None
+
+
+# -- coroutine jobs (run on the worker's event loop) --------------------------
+
+
+@background
+async def async_sleep(seconds, value=None):
+    await asyncio.sleep(seconds)
+    return value
+
+
+@background(attempts=3, backoff="fixed", backoff_delay=0.01)
+async def async_fails_then_succeeds(token, failures):
+    """As ``fails_then_succeeds``, through the async ORM."""
+    count = await Execution.objects.filter(token__startswith=f"{token}:").acount()
+    if count < failures:
+        await Execution.objects.acreate(token=f"{token}:{count}")
+        raise RuntimeError(f"failure {count + 1}")
+    return count
+
+
+@background(attempts=2, backoff="fixed", backoff_delay=0.01, timeout=0.5)
+async def async_overruns(seconds=30):
+    """Awaits past its timeout: the event loop cancels it."""
+    await asyncio.sleep(seconds)
+    return "finished"
+
+
+@background(attempts=3, backoff="fixed", backoff_delay=0.01)
+async def async_waits_for_cancel(seconds=30):
+    """Awaits until an operator's cancel cancels its asyncio task."""
+    await asyncio.sleep(seconds)
+    return "not cancelled"
+
+
+@background(attempts=1)
+async def async_current_job():
+    """Return what ``current_job()`` says inside a coroutine job."""
+    await asyncio.sleep(0)
+    job = current_job()
+    return {"id": job.id, "attempt": job.attempt, "task": job.task}
+
+
+@background(attempts=1)
+async def async_progress(steps, pause=0.0):
+    """Report ``steps`` progress values, awaiting ``pause`` between them."""
+    for step in range(1, steps + 1):
+        current_job().set_progress({"done": step, "total": steps})
+        await asyncio.sleep(pause)
+    return steps
+
+
+@background(attempts=1)
+def progress_loop(steps, last=100):
+    """Report progress ``steps`` times in a tight loop, ending at ``last``."""
+    job = current_job()
+    for step in range(steps):
+        job.set_progress(step * 100 / steps)
+    job.set_progress(last)
+    return steps
+
+
+@background(attempts=1)
+def progress_then_wait(values, seconds):
+    """Report each of ``values`` at once, then keep running for ``seconds``."""
+    for value in values:
+        current_job().set_progress(value)
+    time.sleep(seconds)
+    return values[-1]
+
+
+@background(attempts=1)
+def returns_coroutine(value):
+    """A plain function that returns a coroutine (as a wrapper may)."""
+    return async_sleep.func(0, value)
+
+
+@background(attempts=1)
+async def async_raises_timeout():
+    raise TimeoutError("the upstream API timed out")
+
+
+@background(attempts=1, timeout=0.3)
+async def async_blocks_loop(seconds):
+    """Blocks the event loop (a bug): only the hard timeout can stop it."""
+    time.sleep(seconds)
+    return "unblocked"
+
+
+@background(atomic=True, attempts=1)
+def atomic_progress(steps):
+    """Report progress in a tight loop inside the job's transaction."""
+    for step in range(1, steps + 1):
+        current_job().set_progress({"step": step})
+    return steps
+
+
+@background
+def enqueues_add(a, b):
+    """Enqueue ``add(a, b)``: a job that makes another; return its id."""
+    return add.enqueue(a, b).id
+
+
+@background
+def enqueues_itself(n):
+    """Enqueue itself with ``n + 1``: work that never ends."""
+    enqueues_itself.enqueue(n + 1)
+    return n
+
+
+@background
+def snoozes(seconds):
+    """Ask to run again after ``seconds``, every time."""
+    from django_bgjobs import Snooze
+
+    raise Snooze(seconds)

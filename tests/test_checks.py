@@ -1,13 +1,21 @@
 """System checks: a bad ``BGJOBS`` is reported as ``bgjobs.E001``; the
 django.tasks backend on a Django without django.tasks as ``bgjobs.E021``."""
 
+import re
+import sys
+
 import pytest
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from django_bgjobs import background, registry
 from django_bgjobs.backend import HAS_DJANGO_TASKS, BgJobsBackend
-from django_bgjobs.checks import check_settings, check_tasks_backend
+from django_bgjobs.checks import (
+    check_schedules,
+    check_settings,
+    check_tasks_backend,
+)
 
 
 def test_good_settings_and_supported_database_pass():
@@ -58,3 +66,81 @@ def test_the_tasks_backend_on_django_52_is_e021_and_refuses_to_build():
 def test_the_tasks_backend_on_django_6_is_no_e021():
     with override_settings(TASKS=TASKS_ON_BGJOBS):
         assert check_tasks_backend() == []
+
+
+@pytest.fixture
+def declare():
+    """Register ``@background`` tasks with schedules for one test only."""
+    added = []
+
+    def make(name, **options):
+        spec = background(name=name, **options)(lambda: None)
+        added.append(name)
+        return spec
+
+    yield make
+    for name in added:
+        registry._specs.pop(name, None)
+
+
+def schedule_errors(schedules):
+    with override_settings(BGJOBS={"SCHEDULES": schedules}):
+        return [(e.id, e.msg) for e in check_schedules()]
+
+
+def test_good_schedules_pass(declare):
+    declare("tests.checks.ok", cron="0 8 * * *", tz="Europe/Moscow")
+    assert (
+        schedule_errors(
+            {"n": {"task": "tests.jobs.noop", "interval": 60, "misfire": "all"}}
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "check_id", "message"),
+    [
+        ({"cron": "61 * * * *"}, "bgjobs.E010", "Invalid cron expression '61"),
+        ({"cron": "* * *"}, "bgjobs.E010", "has 3 fields"),
+        ({"cron": "@daily", "tz": "Mars/Olympus"}, "bgjobs.E011", "Unknown time zone"),
+        ({"interval": 0}, "bgjobs.E012", "Interval must be more than 0"),
+        ({"interval": -1.5}, "bgjobs.E012", "Interval must be more than 0"),
+        (
+            {"interval": 5, "task": "no.such"},
+            "bgjobs.E013",
+            "'no.such' is not registered",
+        ),
+        ({"interval": 5, "misfire": "later"}, "bgjobs.E014", "Misfire policy"),
+        ({"interval": 5, "args": [{1, 2}]}, "bgjobs.E014", "not JSON"),
+        ({"interval": 5, "every": 3}, "bgjobs.E014", "unknown keys \\['every'\\]"),
+    ],
+)
+def test_bad_settings_schedule_is_reported_with_its_id(entry, check_id, message):
+    errors = schedule_errors({"bad": {"task": "tests.jobs.noop", **entry}})
+    assert [e[0] for e in errors] == [check_id]
+    assert re.search(message, errors[0][1])
+
+
+def test_bad_code_schedule_is_reported_not_raised(declare):
+    declare("tests.checks.bad", cron="0 25 * * *")
+    errors = schedule_errors({})
+    assert [e[0] for e in errors] == ["bgjobs.E010"]
+    assert "Schedule 'tests.checks.bad': Invalid cron expression" in errors[0][1]
+
+
+def test_a_name_declared_in_code_and_settings_is_e014(declare):
+    declare("tests.checks.twice", interval=60)
+    errors = schedule_errors(
+        {"tests.checks.twice": {"task": "tests.jobs.noop", "interval": 5}}
+    )
+    assert [e[0] for e in errors] == ["bgjobs.E014"]
+    assert "declared twice" in errors[0][1]
+
+
+def test_croniter_missing_is_e015_only_when_a_cron_schedule_exists(monkeypatch):
+    monkeypatch.setitem(sys.modules, "croniter", None)  # as if not installed
+    assert schedule_errors({"n": {"task": "tests.jobs.noop", "interval": 60}}) == []
+    errors = schedule_errors({"c": {"task": "tests.jobs.noop", "cron": "@daily"}})
+    assert [e[0] for e in errors] == ["bgjobs.E015"]
+    assert "pip install 'django-bgjobs[cron]'" in errors[0][1]

@@ -219,8 +219,13 @@ def test_enqueue_many_stores_every_job_as_the_orm_would(
     # one; each row must be what Model.save() writes for the same call.
     monkeypatch.setattr(inserts, "ROWS_PER_STATEMENT", per_statement)
     monkeypatch.setattr(inserts, "PG_ROWS_PER_STATEMENT", per_statement)
+    # Odd items' limit keys hold quotes, a backslash and non-ASCII text.
     items = [
-        ((i, "Zoë ✓", {"n": [i, 2.5, None]}), {"seconds": i / 10}) for i in range(8)
+        (
+            (f'{i} "q" \\ ✓' if i % 2 else i, "Zoë ✓", {"n": [i, 2.5, None]}),
+            {"seconds": i / 10},
+        )
+        for i in range(8)
     ]
     spec = keyed_anything.using(priority=3, delay=60, timeout=9.0)
 

@@ -1,14 +1,27 @@
 """The executor runs a job and returns an Outcome; ``settle`` turns it into
-the record to write, by the task's retry policy. No database is touched."""
+the record to write, by the task's retry policy. No database is touched,
+except by the async-ORM job that shows whose connection it uses."""
 
+import asyncio
+import dataclasses
 import datetime as dt
+import time
 
 import pytest
+from django.utils import timezone
 
 from django_bgjobs import Permanent, TaskNotRegistered
 from django_bgjobs.broker import ClaimedJob
+from django_bgjobs.exceptions import JobCancelled
 from django_bgjobs.status import AttemptOutcome, JobStatus, can_transition
-from django_bgjobs.worker.executor import Executor, Outcome, interrupted, lost, settle
+from django_bgjobs.worker.executor import (
+    Executor,
+    JobTimeout,
+    Outcome,
+    interrupted,
+    lost,
+    settle,
+)
 from tests import jobs
 from tests.jobs import (
     add,
@@ -22,6 +35,7 @@ from tests.jobs import (
     returns_set,
     waits_for_cancel,
 )
+from tests.models import Execution
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -338,3 +352,122 @@ def test_snooze_reschedules_without_charging_or_retry_policy():
     assert record.uncharge == 1
     assert record.error == "django_bgjobs.exceptions.Snooze: rate limited"
     assert settle(job, failed_with(Snooze(0))).status == JobStatus.READY
+
+
+# -- coroutine jobs --
+
+
+def fresh(task, *, timeout=None, **kwargs):
+    """A claimed job started now (``claimed`` starts its jobs in 2024)."""
+    return dataclasses.replace(
+        claimed(task, **kwargs), timeout=timeout, started_at=timezone.now()
+    )
+
+
+def test_run_completes_a_coroutine_job_from_synchronous_code(run):
+    outcome = run(fresh(jobs.async_sleep, args=[0.01], kwargs={"value": [1, 2]}))
+
+    assert (outcome.ok, outcome.value) == (True, [1, 2])
+
+
+def test_run_completes_a_coroutine_job_when_the_thread_runs_an_event_loop(run):
+    async def caller():
+        return run(fresh(jobs.async_sleep, args=[0.01], kwargs={"value": "ok"}))
+
+    outcome = asyncio.run(caller())
+
+    assert (outcome.ok, outcome.value) == (True, "ok")
+
+
+def test_run_completes_a_coroutine_that_a_plain_function_returns(run):
+    outcome = run(fresh(jobs.returns_coroutine, args=[7]))
+
+    assert (outcome.ok, outcome.value) == (True, 7)
+
+
+def test_current_job_inside_a_coroutine_job_is_its_run(run):
+    outcome = run(fresh(jobs.async_current_job, attempt=2))
+
+    assert outcome.value == {
+        "id": 41,
+        "attempt": 2,
+        "task": "tests.jobs.async_current_job",
+    }
+
+
+def test_a_coroutine_jobs_error_is_settled_like_any_error(run):
+    job = fresh(jobs.async_overruns, kwargs={"seconds": "not a number"})
+
+    outcome = run(job)
+
+    assert isinstance(outcome.error, TypeError)
+    assert "TypeError" in outcome.traceback
+    record = settle(job, outcome)
+    assert record.outcome == AttemptOutcome.FAILED
+    assert record.status in (JobStatus.SCHEDULED, JobStatus.READY)
+    assert record.run_at is not None
+
+
+def test_a_coroutine_job_past_its_timeout_is_cancelled_and_timed_out(run):
+    job = fresh(jobs.async_overruns, timeout=0.1, max_attempts=1)
+    began = time.monotonic()
+
+    outcome = run(job)
+
+    assert time.monotonic() - began < 2
+    assert isinstance(outcome.error, JobTimeout)
+    assert str(outcome.error) == "the job ran past its timeout of 0.1 s"
+    record = settle(job, outcome)
+    assert (record.status, record.outcome) == (
+        JobStatus.FAILED,
+        AttemptOutcome.TIMED_OUT,
+    )
+    assert record.reason.startswith("timed out; attempts exhausted (1)")
+
+
+def test_a_coroutine_jobs_own_timeout_error_is_an_ordinary_error(run):
+    outcome = run(fresh(jobs.async_raises_timeout, timeout=30))
+
+    assert type(outcome.error) is TimeoutError
+    assert str(outcome.error) == "the upstream API timed out"
+
+
+def test_a_cancelled_coroutine_job_ends_with_job_cancelled():
+    job = fresh(jobs.async_waits_for_cancel)
+
+    async def cancel_soon():
+        task = asyncio.create_task(Executor().arun(job, own_connections=False))
+        await asyncio.sleep(0.05)
+        job.cancel.set()
+        task.cancel()
+        return await task
+
+    outcome = asyncio.run(cancel_soon())
+
+    assert isinstance(outcome.error, JobCancelled)
+    assert settle(job, outcome).status == JobStatus.CANCELLED
+
+
+def test_a_coroutine_job_cancelled_by_anyone_else_propagates_the_cancel():
+    job = fresh(jobs.async_waits_for_cancel)
+
+    async def cancel_soon():
+        task = asyncio.create_task(Executor().arun(job, own_connections=False))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return await task
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(cancel_soon())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_coroutine_job_run_from_synchronous_code_uses_the_async_orm():
+    job = fresh(jobs.async_fails_then_succeeds, args=["orm", 1])
+
+    first = Executor().run(job)
+    second = Executor().run(job)
+
+    assert str(first.error) == "failure 1"
+    assert (second.ok, second.value) == (True, 1)
+    assert list(Execution.objects.values_list("token", flat=True)) == ["orm:0"]

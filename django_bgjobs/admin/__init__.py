@@ -2,12 +2,13 @@
 
 from django.contrib import admin
 
-from ..models import Attempt, Circuit, DeadLetter, Job, QueueState, Worker
+from ..models import Attempt, Circuit, DeadLetter, Job, QueueState, Schedule, Worker
 from .attempts import AttemptAdmin
 from .circuits import CircuitAdmin
 from .dead_letters import DeadLetterAdmin
 from .jobs import JobAdmin
 from .queues import QueueStateAdmin
+from .schedules import ScheduleAdmin
 from .workers import WorkerAdmin
 
 admin.site.register(Job, JobAdmin)
@@ -16,3 +17,4 @@ admin.site.register(Attempt, AttemptAdmin)
 admin.site.register(Worker, WorkerAdmin)
 admin.site.register(Circuit, CircuitAdmin)
 admin.site.register(QueueState, QueueStateAdmin)
+admin.site.register(Schedule, ScheduleAdmin)

@@ -94,6 +94,30 @@ def pretty_json(value: Any) -> SafeString:
     return preformatted(text)
 
 
+#: Progress JSON longer than this is cut short in the job list.
+PROGRESS_CHARS = 40
+
+
+def progress(value: Any, short: bool = False) -> SafeString:
+    """Return a job's progress: a bar and the percentage for a number, the
+    JSON (cut to ``PROGRESS_CHARS`` when ``short``) for anything else."""
+    if value is None:
+        return SafeString(EMPTY)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_html(
+            '<span style="white-space:nowrap"><progress value="{}" max="100" '
+            'style="width:5em;vertical-align:middle"></progress> {}%</span>',
+            value,
+            f"{value:g}",
+        )
+    if not short:
+        return pretty_json(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > PROGRESS_CHARS:
+        text = text[: PROGRESS_CHARS - 1] + "\u2026"
+    return format_html("<code>{}</code>", text)
+
+
 def preformatted(text: str) -> SafeString:
     if not text:
         return SafeString(EMPTY)

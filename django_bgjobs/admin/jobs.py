@@ -1,7 +1,8 @@
-"""Admin pages of jobs: a list with status, queue, task, attempts and run
-time; a read-only detail with the payload, the outcome and the attempt
-history; and the operations retry now and cancel (a running job is asked to
-stop: its worker flags it to the job code at the next heartbeat).
+"""Admin pages of jobs: a list with status, queue, task, progress, attempts
+and run time; a read-only detail with the payload, the progress, the outcome
+and the attempt history; and the operations retry now and cancel (a running
+job is asked to stop: its worker flags it to the job code at the next
+heartbeat).
 
 Every change goes through ``services.operations``, whose conditional UPDATEs
 leave alone a job that a worker moved meanwhile.
@@ -32,6 +33,7 @@ class JobAdmin(ReadOnlyAdmin):
         "job",
         "queue",
         "status_badge",
+        "progress_bar",
         "attempts",
         "created",
         "run_time",
@@ -50,6 +52,7 @@ class JobAdmin(ReadOnlyAdmin):
         "finished_at",
         # The status column reads it for running jobs.
         "cancel_requested_at",
+        "progress",
     )
     list_filter = ("status", QueueFilter, TaskFilter)
     search_fields = ("id", "key")
@@ -61,6 +64,8 @@ class JobAdmin(ReadOnlyAdmin):
     readonly_fields = (
         "declared_by",
         "status_badge",
+        "progress_bar",
+        "progress_detail",
         "attempts",
         "run_time",
         "args_json",
@@ -78,6 +83,7 @@ class JobAdmin(ReadOnlyAdmin):
                     "id",
                     ("task", "declared_by"),
                     "status_badge",
+                    "progress_detail",
                     ("queue", "priority"),
                     "attempts",
                     ("key", "limit_key"),
@@ -153,6 +159,21 @@ class JobAdmin(ReadOnlyAdmin):
         if job.status == JobStatus.RUNNING and job.cancel_requested_at:
             return format_html("{} cancel requested", badge)
         return badge
+
+    @admin.display(description="progress")
+    def progress_bar(self, job: Job) -> SafeString:
+        return display.progress(job.progress, short=True)
+
+    @admin.display(description="progress")
+    def progress_detail(self, job: Job) -> SafeString:
+        """The progress the job last reported, and when it was written."""
+        if job.progress is None:
+            return SafeString(display.EMPTY)
+        return format_html(
+            "{} <small>as of {}</small>",
+            display.progress(job.progress),
+            display.when(job.progress_at),
+        )
 
     @admin.display(description="attempts")
     def attempts(self, job: Job) -> SafeString:

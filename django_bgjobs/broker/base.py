@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from .. import registry
 from ..conf import get_settings
@@ -303,6 +303,38 @@ class Broker:
             rows = self.execute_claim(cursor, sql, params)
         return [self._claimed(row, worker, now) for row in rows]
 
+    def claim_ids(
+        self, ids: Sequence[int], worker: str, now: dt.datetime, lease: float
+    ) -> list[ClaimedJob]:
+        """Claim the jobs of ``ids`` that are ready or scheduled, whatever
+        their ``run_at``, unless their queue is paused; in id order.
+
+        The claim of ``worker.local``, which runs a given job (or its retry)
+        at once. A job claimed by someone else first is left out: the UPDATE
+        is the fence, the read that follows finds only this claim's rows.
+        """
+        if not ids:
+            return []
+        jobs = Job.objects.using(self.using)
+        with transaction.atomic(using=self.using):
+            _unpaused(jobs.filter(id__in=list(ids), status__in=CLAIMABLE)).update(
+                status=JobStatus.RUNNING,
+                attempt=F("attempt") + 1,
+                started_at=now,
+                lease_expires_at=now + dt.timedelta(seconds=lease),
+                worker=worker,
+            )
+            rows = jobs.filter(
+                id__in=list(ids),
+                status=JobStatus.RUNNING,
+                worker=worker,
+                started_at=now,
+            ).order_by("id")
+            columns = [c.strip() for c in CLAIM_COLUMNS.split(",")]
+            return [
+                self._claimed(row, worker, now) for row in rows.values_list(*columns)
+            ]
+
     def execute_claim(self, cursor: Any, sql: str, params: list[Any]) -> list[Any]:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
@@ -507,6 +539,23 @@ class Broker:
             ]
         )
 
+    # -- progress -------------------------------------------------------------
+
+    def write_progress(
+        self, notes: Sequence[tuple[int, int, Any]], now: dt.datetime
+    ) -> int:
+        """Write ``(job id, attempt, value)`` progress notes, each fenced
+        like an outcome: a run that is no longer the job's running attempt
+        writes nothing. Return how many rows changed (one UPDATE a note; the
+        recorder sends at most one note per job per ``PROGRESS_INTERVAL``)."""
+        jobs = Job.objects.using(self.using)
+        changed = 0
+        for job_id, attempt, value in notes:
+            changed += jobs.filter(
+                id=job_id, attempt=attempt, status=JobStatus.RUNNING
+            ).update(progress=value, progress_at=now)
+        return changed
+
     # -- leases ---------------------------------------------------------------
 
     def heartbeat(self, worker: str, now: dt.datetime, lease: float) -> Heartbeat:
@@ -576,6 +625,19 @@ class Broker:
             .in_queues(list(queues or ()))
             .order_by("run_at")
             .values_list("run_at", flat=True)
+            .first()
+        )
+
+    def head_task(self, queues: Sequence[str] | None, now: dt.datetime) -> str | None:
+        """Return the task of the job of ``queues`` that a claim would take
+        first (paused queues left out), or None; one probe of the claim's
+        index, read-only."""
+        return (
+            _unpaused(_in_statuses(Job.objects.using(self.using), CLAIMABLE))
+            .filter(run_at__lte=now)
+            .in_queues(list(queues or ()))
+            .order_by("-priority", "run_at", "id")
+            .values_list("task", flat=True)
             .first()
         )
 

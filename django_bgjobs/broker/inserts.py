@@ -11,6 +11,7 @@ sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,8 +70,23 @@ def insert_job(job: Job, using: str) -> None:
 VARYING = ("args", "kwargs", "limit_key")
 #: Rows per statement where each row's values are parameters (not PostgreSQL).
 ROWS_PER_STATEMENT = 500
-#: Rows per PostgreSQL statement (three array parameters, whatever the size).
+#: Rows per PostgreSQL statement (one JSON parameter, whatever the size).
 PG_ROWS_PER_STATEMENT = 10_000
+
+
+def _json_rows(rows: Sequence[tuple[str, str, str | None]]) -> str:
+    """One JSON array of ``[args, kwargs, limit_key]`` rows, from the
+    arguments' JSON as they are: a single text parameter is quoted once,
+    where three arrays were dumped element by element."""
+    dump = json.dumps
+    return (
+        "["
+        + ",".join(
+            f"[{args},{kwargs},{'null' if key is None else dump(key)}]"
+            for args, kwargs, key in rows
+        )
+        + "]"
+    )
 
 
 def can_insert_many(using: str) -> bool:
@@ -88,9 +104,10 @@ def insert_many(
     order. Needs ``can_insert_many(using)``.
 
     The common values are prepared once, not once per job: on PostgreSQL the
-    statement is one ``INSERT ... SELECT`` over ``unnest`` of three arrays,
-    whatever the number of jobs; elsewhere a multi-row ``VALUES`` of
-    ``ROWS_PER_STATEMENT`` rows at a time.
+    statement is one ``INSERT ... SELECT`` over ``jsonb_array_elements`` of
+    one JSON document (a single text parameter) per ``PG_ROWS_PER_STATEMENT``
+    jobs; elsewhere a multi-row ``VALUES`` of ``ROWS_PER_STATEMENT`` rows at
+    a time.
     """
     connection = connections[using]
     meta = Job._meta
@@ -108,18 +125,17 @@ def insert_many(
     ids: list[int] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            casts = {"args": "u.a::jsonb", "kwargs": "u.k::jsonb", "limit_key": "u.l"}
+            casts = {"args": "(e->0)", "kwargs": "(e->1)", "limit_key": "(e->>2)"}
             select = ", ".join(casts.get(field.attname, "%s") for field in fields)
             sql = (
                 f"INSERT INTO {table} ({columns}) SELECT {select} FROM "
-                "unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
-                f"AS u(a, k, l, n) ORDER BY u.n RETURNING {quote(_PK)}"
+                "jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS u(e, n) "
+                f"ORDER BY u.n RETURNING {quote(_PK)}"
             )
             head = [common[f.attname] for f in fields if f.attname in common]
             for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
                 chunk = rows[start : start + PG_ROWS_PER_STATEMENT]
-                arrays = [list(column) for column in zip(*chunk, strict=True)]
-                cursor.execute(sql, head + arrays)
+                cursor.execute(sql, [*head, _json_rows(chunk)])
                 ids += [row[0] for row in cursor.fetchall()]
             return ids
         size = ROWS_PER_STATEMENT

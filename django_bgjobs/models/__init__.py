@@ -1,6 +1,7 @@
 from .circuit import Circuit, CircuitState
 from .job import Attempt, DeadLetter, Job, JobQuerySet
 from .queue import QueueState, RateSlot
+from .schedule import Misfire, Schedule, ScheduleSlot, SlotKind, Source
 from .worker import Lease, Worker, WorkerStatus
 
 __all__ = [
@@ -11,8 +12,13 @@ __all__ = [
     "Job",
     "JobQuerySet",
     "Lease",
+    "Misfire",
     "QueueState",
     "RateSlot",
+    "Schedule",
+    "ScheduleSlot",
+    "SlotKind",
+    "Source",
     "Worker",
     "WorkerStatus",
 ]

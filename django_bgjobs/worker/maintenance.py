@@ -29,6 +29,7 @@ from ..broker.pruning import Cuts, prune_dead_letters
 from ..conf import get_settings
 from .executor import interrupted, lost, timed_out
 from .outage import Outage
+from .ticker import Ticker
 from .watchdog import deadline
 
 logger = logging.getLogger("django_bgjobs.worker")
@@ -57,12 +58,16 @@ class Maintenance:
         self.cuts = Cuts()
         self.thread = threading.Thread(target=self._loop, name="bgjobs-heartbeat")
         self.thread.daemon = True
+        # Schedules tick every second, apart from the heartbeat's pace.
+        self.ticker = Ticker(using)
 
     def start(self) -> None:
         self.thread.start()
+        self.ticker.start()
 
     def stop(self) -> None:
         self.done.set()
+        self.ticker.stop()
         self.thread.join(timeout=10)
 
     def register(self) -> None:

@@ -1,9 +1,11 @@
-"""One worker process: wait -> claim a batch -> thread pool -> record.
+"""One worker process: wait -> claim a batch -> threads or loop -> record.
 
-The claim loop claims no more jobs than it has free threads. Outcomes go to a
-recorder thread that writes them in batches (one fenced UPDATE per batch), at
-most ``FLUSH_INTERVAL`` after the first of them. A heartbeat thread renews the
-leases of this process's jobs in one statement per beat and runs maintenance.
+The claim loop claims no more jobs than it has room for: free threads for
+plain jobs, free event-loop slots for coroutine jobs (see ``capacity``).
+Outcomes go to a recorder thread that writes them in batches (one fenced
+UPDATE per batch), at most ``FLUSH_INTERVAL`` after the first of them, and
+writes the jobs' progress. A heartbeat thread renews the leases of this
+process's jobs in one statement per beat and runs maintenance.
 """
 
 from __future__ import annotations
@@ -21,26 +23,32 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from .. import signals
-from ..broker import Broker, ClaimedJob, Record, get_broker
-from ..broker.base import ready_or_freed
+from .. import registry, signals
+from ..broker import ClaimedJob, Record, get_broker
 from ..conf import get_settings
 from ..limits import Limiter
-from ..status import AttemptOutcome, JobStatus
-from ..wakeup import announce, get_listener
-from .executor import Executor, internal_error, interrupted, refused, settle
+from ..wakeup import get_listener
+from .aio import AsyncRunner
+from .executor import (
+    Executor,
+    Outcome,
+    internal_error,
+    interrupted,
+    settle,
+)
 from .maintenance import Maintenance
 from .outage import Outage
+from .recorder import RETRY_MAX, Recorder, log_finish, send_outcome_signals
 from .watchdog import EXIT_TIMED_OUT, Watchdog
 
 logger = logging.getLogger("django_bgjobs.worker")
 
-#: The longest wait between two tries while the database is away: also the
-#: longest a worker takes to notice it is back.
-RETRY_MAX = 2.0
+#: While every thread is busy and the last claim found no coroutine job, how
+#: often the claim loop looks whether the next job is one (``_probe``).
+ASYNC_PROBE_INTERVAL = 1.0
 
 
 def make_worker_id(pid: int | None = None, suffix: str | None = None) -> str:
@@ -53,174 +61,14 @@ def make_worker_id(pid: int | None = None, suffix: str | None = None) -> str:
 class ProcessOptions:
     queues: Sequence[str] | None = None
     concurrency: int = 8
+    #: Coroutine jobs run at once on the process's event loop.
+    async_concurrency: int = 100
     burst: bool = False
     grace: float = 30.0
     max_jobs: int | None = None
     max_memory_mb: float | None = None
     #: Pipe end the watchdog reports its nearest deadline to the supervisor on.
     report_fd: int | None = None
-
-
-class Recorder:
-    """Writes outcomes in batches; keeps a batch and retries it while the
-    database is away, so a computed outcome is not dropped."""
-
-    def __init__(
-        self,
-        broker_alias: str | None,
-        flush_interval: float,
-        on_flush: Callable[[], None] | None = None,
-        outage: Outage | None = None,
-        on_ready: Callable[[], None] | None = None,
-    ) -> None:
-        self.outage = outage or Outage("?")
-        self.on_ready = on_ready
-        # SimpleQueue: a put costs a job thread a fraction of Queue's.
-        self.inbox: queue.SimpleQueue[Record | None] = queue.SimpleQueue()
-        self.flush_interval = flush_interval
-        self.alias = broker_alias
-        self.on_flush = on_flush
-        self.thread = threading.Thread(target=self._loop, name="bgjobs-recorder")
-        self.thread.daemon = True
-
-    def put(self, record: Record) -> None:
-        self.inbox.put(record)
-
-    def stop(self) -> None:
-        self.inbox.put(None)
-        self.thread.join()
-
-    def _gather(self, first: Record) -> tuple[list[Record], bool]:
-        batch, stop = [first], False
-        deadline = time.monotonic() + self.flush_interval
-        while len(batch) < 500:
-            timeout = deadline - time.monotonic()
-            try:
-                item = (
-                    self.inbox.get(timeout=max(timeout, 0))
-                    if timeout > 0
-                    else (self.inbox.get_nowait())
-                )
-            except queue.Empty:
-                break
-            if item is None:
-                stop = True
-                break
-            batch.append(item)
-        return batch, stop
-
-    def _loop(self) -> None:
-        broker = get_broker(self.alias)
-        stop = False
-        while not stop:
-            first = self.inbox.get()
-            if first is None:
-                break
-            batch, stop = self._gather(first)
-            try:
-                self._write(broker, batch)
-            except Exception:
-                # The jobs stay running under their lease and are reaped.
-                logger.exception("could not record %d outcomes", len(batch))
-        connections.close_all()
-
-    def _write(self, broker: Broker, batch: list[Record]) -> None:
-        applied = self._record(broker, batch)
-        log = logger.isEnabledFor(logging.INFO)
-        for record in applied:
-            if log:
-                _log_finish(record)
-            _send_outcome_signals(record)
-        if self.on_flush is not None:
-            self.on_flush()
-        if waiting := ready_or_freed(applied):
-            # A retry or a release, or a slot freed under a concurrency
-            # limit: claim now, or sleep until the job is due. Other workers
-            # hear of it through Redis, if configured (PostgreSQL's NOTIFY
-            # went with the record).
-            if self.on_ready is not None:
-                self.on_ready()
-            announce(waiting)
-
-    def _record(self, broker: Broker, batch: list[Record]) -> list[Record]:
-        """Record ``batch``, waiting out outages; return the applied records.
-
-        An outage (the database is away) is retried until it ends, so no
-        outcome computed meanwhile is lost. Any other database error is a value
-        the database refuses: the batch is split so that one bad record cannot
-        block the others, and that record becomes a dead letter.
-        """
-        delay = 0.1
-        while True:
-            try:
-                applied = broker.record(batch)
-            except (OperationalError, InterfaceError) as error:
-                self.outage.failed(f"recording {len(batch)} outcomes", error)
-                connections[broker.using].close()
-                time.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            except (DatabaseError, UnicodeError) as error:
-                if len(batch) > 1:
-                    return [a for r in batch for a in self._record(broker, [r])]
-                return self._record_refused(broker, batch[0], error)
-            self.outage.succeeded()
-            return applied
-
-    def _record_refused(
-        self, broker: Broker, record: Record, error: Exception
-    ) -> list[Record]:
-        logger.error(
-            "database refused the outcome of job id=%s attempt=%s: %s",
-            record.job.id,
-            record.job.attempt,
-            error,
-        )
-        try:
-            return broker.record([refused(record, error)])
-        except Exception:
-            # The job stays running under its lease, and the reaper retries it.
-            logger.exception("could not record job id=%s at all", record.job.id)
-            return []
-
-
-def _log_finish(record: Record) -> None:
-    job = record.job
-    duration = (record.finished_at - job.started_at).total_seconds()
-    logger.info(
-        "job finished id=%s task=%s queue=%s attempt=%s outcome=%s status=%s "
-        "duration=%.3fs",
-        job.id,
-        job.task,
-        job.queue,
-        job.attempt,
-        record.outcome,
-        record.status,
-        duration,
-    )
-
-
-def _send_outcome_signals(record: Record) -> None:
-    if record.status == JobStatus.CANCELLED or record.outcome == AttemptOutcome.SNOOZED:
-        return
-    job = record.job
-    common = {"job_id": job.id, "queue": job.queue, "attempt": job.attempt}
-    if record.status == JobStatus.SUCCEEDED:
-        if signals.job_succeeded.has_listeners():
-            duration = (record.finished_at - job.started_at).total_seconds()
-            signals.job_succeeded.send(
-                job.task, duration=duration, result=record.result, **common
-            )
-        return
-    if record.error_class and signals.job_failed.has_listeners():
-        signals.job_failed.send(job.task, error=record.error, **common)
-    if record.status in (JobStatus.SCHEDULED, JobStatus.READY):
-        if signals.job_retried.has_listeners():
-            signals.job_retried.send(
-                job.task, error=record.error, run_at=record.run_at, **common
-            )
-    elif record.status == JobStatus.FAILED and signals.job_dead.has_listeners():
-        signals.job_dead.send(job.task, reason=record.reason, **common)
 
 
 class JobThreads:
@@ -271,7 +119,6 @@ class WorkerProcess:
         self.conf = get_settings()
         self.worker_id = worker_id or make_worker_id()
         self.broker = get_broker()
-        self.executor = Executor()
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.lock = threading.Lock()
@@ -287,7 +134,21 @@ class WorkerProcess:
             on_flush=self.wake.set if options.burst else None,
             outage=self.outage,
             on_ready=self.wake.set,
+            progress_interval=self.conf.PROGRESS_INTERVAL,
         )
+        self.executor = Executor(progress=self.recorder.progress)
+        #: The event loop of coroutine jobs, if any task is a coroutine.
+        self.aio: AsyncRunner | None = None
+        if registry.has_coroutines():
+            self.aio = AsyncRunner(
+                self.executor, self._finish, options.async_concurrency
+            )
+        #: Running coroutine jobs (of ``running``), and how many the next
+        #: claim may take for the event loop (see ``capacity``).
+        self.async_held = 0
+        self.async_allowance = 0
+        #: time.monotonic() after which ``_probe`` may look again.
+        self.next_probe = 0.0
         self.maintenance = Maintenance(
             self.worker_id,
             self.broker.using,
@@ -317,6 +178,8 @@ class WorkerProcess:
         self.maintenance.start()
         self.watchdog.start()
         self.listener.start()
+        if self.aio is not None:
+            self.aio.start()
         pool = JobThreads(self.options.concurrency, self._run_job)
         try:
             self._loop(pool)
@@ -332,7 +195,9 @@ class WorkerProcess:
     def _loop(self, pool: JobThreads) -> None:
         failures = 0
         while not self.stopping.is_set():
-            free = self.options.concurrency - len(self.running)
+            free = self.capacity()
+            if free == 0 and self._probe():
+                free = 1
             claimed: list[ClaimedJob] = []
             if free > 0:
                 try:
@@ -343,14 +208,74 @@ class WorkerProcess:
                     failures += 1
                     self._database_down(error, failures)
                     continue
-                for job in claimed:
-                    pool.submit(job)
+                self._dispatch(claimed, pool)
                 if len(claimed) == free:
                     continue
             if self.options.burst and not claimed and self._burst_done():
                 return
             self.wake.wait(self._idle_wait(claimed))
             self.wake.clear()
+
+    def capacity(self) -> int:
+        """Return how many jobs the next claim may take.
+
+        A claim cannot choose between plain and coroutine jobs, so it takes
+        the free threads plus up to ``async_allowance`` free event-loop
+        slots, and each job goes where its task runs. A job claimed beyond
+        its side's room waits in this process (a thread's inbox, or the
+        loop's semaphore) and lowers the next claim by one, so the jobs held
+        never exceed threads + slots. The allowance is twice the coroutine
+        jobs the last claim found, and 0 when it found none: a process whose
+        work is all plain jobs claims no more than it has free threads
+        (``_probe`` looks for coroutine jobs while they are all busy).
+        """
+        sync_free = self.options.concurrency - (len(self.running) - self.async_held)
+        if self.aio is None:
+            return sync_free
+        async_free = self.options.async_concurrency - self.async_held
+        return sync_free + min(async_free, self.async_allowance)
+
+    def _probe(self) -> bool:
+        """Return True if the job a claim would take next is a coroutine job
+        that the loop has room for, while every thread is busy.
+
+        At most once per ``ASYNC_PROBE_INTERVAL``: a coroutine job waits no
+        longer than that for busy threads, and a plain job is never claimed
+        into the loop's room (unless another worker takes the coroutine job
+        between the look and the claim).
+        """
+        if self.aio is None or self.async_allowance:
+            return False
+        if self.async_held >= self.options.async_concurrency:
+            return False
+        now = time.monotonic()
+        if now < self.next_probe:
+            return False
+        self.next_probe = now + ASYNC_PROBE_INTERVAL
+        try:
+            task = self.broker.head_task(self.options.queues, timezone.now())
+        except DatabaseError:
+            return False  # the claim meets the outage
+        return task is not None and registry.is_coroutine(task)
+
+    def _dispatch(self, claimed: list[ClaimedJob], pool: JobThreads) -> None:
+        """Hand each claimed job to a thread, or to the event loop."""
+        if self.aio is None:
+            for job in claimed:
+                pool.submit(job)
+            return
+        coroutines = 0
+        # A claim's RETURNING order is the vendor's: keep its priorities.
+        claimed = sorted(claimed, key=lambda job: -job.priority)
+        for job in claimed:
+            if registry.is_coroutine(job.task):
+                coroutines += 1
+                self._started(job)  # here: receivers may be synchronous
+                self.aio.submit(job)
+            else:
+                pool.submit(job)
+        if claimed:
+            self.async_allowance = min(self.options.async_concurrency, 2 * coroutines)
 
     def _claim(self, limit: int) -> list[ClaimedJob]:
         limit = self.watchdog.claim_limit(limit)
@@ -380,6 +305,8 @@ class WorkerProcess:
         with self.lock:
             for job in jobs:
                 self.running[job.id] = job
+                if self.aio is not None and registry.is_coroutine(job.task):
+                    self.async_held += 1
         self.watchdog.claimed(len(jobs))
         return jobs
 
@@ -400,7 +327,7 @@ class WorkerProcess:
         return max(until, 0.0) + 0.001
 
     def _wait_for_work(self, claimed: list[ClaimedJob]) -> float:
-        if claimed or len(self.running) >= self.options.concurrency:
+        if claimed or self.capacity() <= 0:
             return self.conf.POLL_INTERVAL
         jitter = 0.75 + random.random() / 2  # noqa: S311
         if not self.listener.connected:
@@ -440,10 +367,20 @@ class WorkerProcess:
             if not job.cancel.is_set():
                 logger.info("job cancel requested id=%s task=%s", job.id, job.task)
                 job.cancel.set()
+                if self.aio is not None and registry.is_coroutine(job.task):
+                    self.aio.cancel(job.id)
 
     # -- running one job ------------------------------------------------------
 
     def _run_job(self, job: ClaimedJob) -> None:
+        self._started(job)
+        outcome = self.executor.run(job, self.broker)
+        if outcome.committed:
+            self._committed(job, outcome.record)
+            return
+        self._finish(job, outcome)
+
+    def _started(self, job: ClaimedJob) -> None:
         # DEBUG: at INFO a job costs one line, its outcome.
         logger.debug(
             "job started id=%s task=%s queue=%s attempt=%s",
@@ -456,33 +393,40 @@ class WorkerProcess:
             signals.job_started.send(
                 job.task, job_id=job.id, queue=job.queue, attempt=job.attempt
             )
-        outcome = self.executor.run(job, self.broker)
-        if outcome.committed:
-            self._committed(job, outcome.record)
-            return
+
+    def _finish(self, job: ClaimedJob, outcome: Outcome) -> None:
+        """Settle ``outcome`` and hand its record to the recorder (on the
+        job's thread, or on the event loop's)."""
         try:
             record = settle(job, outcome)
         except Exception as error:
             # A bug here must not strand the job as running: dead-letter it.
             logger.exception("could not settle job id=%s", job.id)
             record = internal_error(job, error)
-        with self.lock:
-            # A job released at shutdown is no longer ours to record.
-            if self.running.pop(job.id, None) is None:
-                return
+        # A job released at shutdown is no longer ours to record.
+        if self._release(job) is None:
+            return
         self.recorder.put(record)
         self.wake.set()
 
     def _committed(self, job: ClaimedJob, record: Record | None) -> None:
         # An atomic job recorded its success itself, or its fence refused it
         # (the broker logged that); either way nothing is left to record.
-        with self.lock:
-            self.running.pop(job.id, None)
+        self._release(job)
+        self.recorder.progress.final({job.id})
         if record is not None:
             if logger.isEnabledFor(logging.INFO):
-                _log_finish(record)
-            _send_outcome_signals(record)
+                log_finish(record)
+            send_outcome_signals(record)
         self.wake.set()
+
+    def _release(self, job: ClaimedJob) -> ClaimedJob | None:
+        """Forget ``job`` as running; return it, or None if it was not."""
+        with self.lock:
+            held = self.running.pop(job.id, None)
+            if held is not None and self.aio is not None:
+                self.async_held -= registry.is_coroutine(job.task)
+        return held
 
     # -- shutdown -------------------------------------------------------------
 
@@ -496,6 +440,7 @@ class WorkerProcess:
         with self.lock:
             left = list(self.running.values())
             self.running.clear()
+            self.async_held = 0
         now = timezone.now()
         for job in left:
             logger.warning(
@@ -505,6 +450,10 @@ class WorkerProcess:
                 self.options.grace,
             )
             self.recorder.put(interrupted(job, now))
+        if self.aio is not None:
+            # The released coroutine jobs are cancelled; their outcomes are
+            # dropped, as those of released thread jobs are.
+            self.aio.stop(timeout=0.0 if timed_out else 5.0)
         self.listener.stop()
         self.maintenance.stop()
         self.recorder.stop()

@@ -45,6 +45,7 @@ logger = logging.getLogger("django_bgjobs.worker")
 class SupervisorOptions:
     processes: int = 1
     concurrency: int = 8
+    async_concurrency: int = 100
     queues: Sequence[str] | None = None
     burst: bool = False
     grace: float = 30.0
@@ -142,6 +143,7 @@ class Supervisor:
             ProcessOptions(
                 queues=self.options.queues,
                 concurrency=self.options.concurrency,
+                async_concurrency=self.options.async_concurrency,
                 burst=self.options.burst,
                 grace=self.options.grace,
                 max_jobs=self.options.max_jobs,

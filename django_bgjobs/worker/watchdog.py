@@ -1,7 +1,9 @@
 """Hard timeouts and recycling of one worker process, on a thread of its own.
 
 Every ``interval`` (0.2 s) the watchdog looks at the process's running jobs.
-A job past its ``timeout`` cannot be stopped (Python cannot kill a thread),
+A job past its ``timeout`` cannot be stopped (Python cannot kill a thread;
+a coroutine job is cancelled on the event loop, and comes here only if it
+still runs ``ASYNC_TIMEOUT_MARGIN`` later),
 so the process goes: the overdue job is recorded as timed out (charged, and
 retried or dead-lettered by its attempts), every other running job goes back
 to ready uncharged, the recorder flushes, and the process exits with
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
+from .. import registry
 from ..broker import ClaimedJob, Record
 from .executor import internal_error, interrupted, timed_out
 
@@ -53,11 +56,25 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: Seconds a coroutine job gets past its timeout to unwind after the event
+#: loop cancelled it, before the watchdog treats its process as stuck (a
+#: coroutine that blocks the loop cannot be cancelled).
+ASYNC_TIMEOUT_MARGIN = 2.0
+
+
 def deadline(job: ClaimedJob) -> dt.datetime | None:
-    """Return when ``job`` runs out of time, or None if it has no timeout."""
+    """Return when ``job`` runs out of time, or None if it has no timeout.
+
+    A coroutine job is cancelled at its timeout by the event loop; its
+    process is stopped only if it is still running ``ASYNC_TIMEOUT_MARGIN``
+    later.
+    """
     if job.timeout is None:
         return None
-    return job.started_at + dt.timedelta(seconds=job.timeout)
+    seconds = job.timeout
+    if registry.is_coroutine(job.task):
+        seconds += ASYNC_TIMEOUT_MARGIN
+    return job.started_at + dt.timedelta(seconds=seconds)
 
 
 def overdue(jobs: Iterable[ClaimedJob], now: dt.datetime) -> list[ClaimedJob]:

@@ -257,6 +257,29 @@ def test_job_detail_shows_a_task_came_through_django_tasks(admin_client):
     assert "django.tasks (TASKS[&#x27;default&#x27;])" in html
 
 
+def test_job_list_shows_progress_as_a_bar_or_short_json(admin_client):
+    make_job(status=JobStatus.RUNNING, progress=42.5, progress_at=T0)
+    make_job(status=JobStatus.RUNNING, progress={"stage": "x" * 60})
+    make_job(status=JobStatus.READY)
+    html = admin_client.get(url("job_changelist")).content.decode()
+    assert '<progress value="42.5" max="100"' in html
+    assert "42.5%" in html
+    assert "<code>{&quot;stage&quot;: &quot;xxx" in html
+    assert "\u2026</code>" in html  # cut short
+    assert html.count('<td class="field-progress_bar">-</td>') == 1
+
+
+def test_job_detail_shows_the_progress_and_when_it_was_written(admin_client):
+    job = make_job(
+        status=JobStatus.RUNNING, progress={"step": XSS, "done": 4}, progress_at=T0
+    )
+    html = admin_client.get(change_url("job", job.pk)).content.decode()
+    assert "&quot;done&quot;: 4" in html
+    assert XSS not in html
+    assert XSS_ESCAPED in html
+    assert "as of" in html
+
+
 def test_job_detail_shows_the_limit_key(admin_client):
     job = make_job(limit_key="customer:42")
     html = admin_client.get(change_url("job", job.pk)).content.decode()

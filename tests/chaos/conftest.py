@@ -4,6 +4,7 @@ PostgreSQL restart that leaves a trace for anyone sharing the server.
 Chaos tests restart PostgreSQL and stop Redis, which breaks any test running
 beside them. They run alone, with ``pytest -m chaos -p no:xdist``, and skip
 themselves in a pytest-xdist run and in any run that does not select them.
+``bgjobs_workers`` and ``bgjobs_faults`` come from the package's pytest plugin.
 """
 
 import datetime as dt
@@ -12,8 +13,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-from django_bgjobs.testing import bgjobs_faults, bgjobs_workers  # noqa: F401
 
 #: Short leases, so the jobs of a killed process come back in about 2.5 s.
 OVERRIDES = {"LEASE_SECONDS": 2, "HEARTBEAT_SECONDS": 0.5}
@@ -45,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def chaos_workers(bgjobs_workers):  # noqa: F811
+def chaos_workers(bgjobs_workers):
     """Start ``runworkers`` on the test database with short leases."""
 
     def start(*flags, **env):
@@ -62,7 +61,7 @@ def chaos_workers(bgjobs_workers):  # noqa: F811
 
 
 @pytest.fixture
-def restart_postgresql(bgjobs_faults):  # noqa: F811
+def restart_postgresql(bgjobs_faults):
     """Restart PostgreSQL (noted in RESTART_LOG first); return the seconds
     until the test database answered again."""
 

@@ -117,7 +117,6 @@ def test_higher_priorities_run_first_and_run_after_defers(run_worker):
     assert deferred.started_at >= later
 
 
-@pytest.mark.xfail(strict=True, reason="needs async execution (issue6-async)")
 def test_an_async_task_runs_on_a_worker(run_worker):
     result = tasks.async_add.enqueue(20, 22)
 

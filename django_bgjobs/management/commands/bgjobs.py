@@ -1,5 +1,6 @@
-"""``manage.py bgjobs``: pause and resume queues, and list them, through
-``services`` (the same operations as the admin's)."""
+"""``manage.py bgjobs``: pause and resume queues, list them, list schedules
+and run one now, through ``services`` (the same operations as the
+admin's)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ FINISHED_COLUMNS = ("succeeded", "failed", "cancelled")
 
 
 class Command(BaseCommand):
-    help = "Pause, resume or list job queues, across all workers."
+    help = "Pause, resume or list job queues; list schedules or run one now."
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(
-            dest="subcommand", required=True, metavar="{pause,resume,queues}"
+            dest="subcommand",
+            required=True,
+            metavar="{pause,resume,queues,schedules,trigger}",
         )
         pause = commands.add_parser(
             "pause", help="Stop every worker from claiming jobs of QUEUE."
@@ -45,6 +48,13 @@ class Command(BaseCommand):
         commands.add_parser(
             "queues", help="List queues, their state, job counts and limits."
         )
+        commands.add_parser(
+            "schedules", help="List schedules and their next fire times."
+        )
+        run = commands.add_parser(
+            "trigger", help="Have the next tick enqueue one job of NAME now."
+        )
+        run.add_argument("name", nargs="+", metavar="NAME")
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django_bgjobs.exceptions import InvalidJob
@@ -54,6 +64,9 @@ class Command(BaseCommand):
         subcommand = options["subcommand"]
         if subcommand == "queues":
             self.stdout.write(table(queue_overview()))
+            return
+        if subcommand in ("schedules", "trigger"):
+            self._schedules(subcommand, options.get("name", []))
             return
         names = options["queue"]
         try:
@@ -69,6 +82,59 @@ class Command(BaseCommand):
             f"{result.changed} queue(s) {done}, {result.skipped} {already}: "
             + ", ".join(names)
         )
+
+    def _schedules(self, subcommand: str, names: list[str]) -> None:
+        from django_bgjobs.models import Schedule
+        from django_bgjobs.services.schedules import run_schedules_now
+
+        if subcommand == "schedules":
+            self.stdout.write(schedule_table(list(Schedule.objects.all())))
+            return
+        ids = dict(Schedule.objects.filter(name__in=names).values_list("name", "pk"))
+        unknown = [name for name in names if name not in ids]
+        if unknown:
+            raise CommandError(
+                f"No schedule named {', '.join(unknown)}.", returncode=EXIT_USAGE
+            )
+        result = run_schedules_now(ids.values())
+        self.stdout.write(
+            f"{result.changed} schedule(s) to run at the next tick, "
+            f"{result.skipped} already asked: " + ", ".join(names)
+        )
+
+
+def schedule_table(rows: list[Any]) -> str:
+    """Return the schedules as a plain text table, one per line."""
+    if not rows:
+        return "No schedule."
+
+    def when(value: Any) -> str:
+        return "-" if value is None else value.isoformat(timespec="seconds")
+
+    lines = [["NAME", "TASK", "EXPRESSION", "ZONE", "STATE", "LAST FIRE", "NEXT FIRE"]]
+    lines += [
+        [
+            row.name,
+            row.task,
+            row.expression,
+            row.timezone,
+            "enabled" if row.enabled else "paused",
+            when(row.last_fire_at),
+            when(row.next_fire_at),
+        ]
+        for row in rows
+    ]
+    return _columns(lines)
+
+
+def _columns(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in rows
+    )
 
 
 def table(queues: list[Any]) -> str:
@@ -94,10 +160,4 @@ def table(queues: list[Any]) -> str:
                 queue.limits or "-",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
-        ).rstrip()
-        for row in rows
-    )
+    return _columns(rows)

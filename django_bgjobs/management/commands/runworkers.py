@@ -21,6 +21,11 @@ class Command(BaseCommand):
             help="Threads per process (default: 8).",
         )  # fmt: skip
         parser.add_argument(
+            "--async-concurrency", type=int, default=None, metavar="N",
+            help="Coroutine jobs per process, run at once on its event loop "
+            "(default: BGJOBS['ASYNC_CONCURRENCY'], 100).",
+        )  # fmt: skip
+        parser.add_argument(
             "--queues", default="",
             help="Comma-separated queues to run (default: all).",
         )  # fmt: skip
@@ -42,7 +47,7 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from django_bgjobs.conf import QUEUE_NAME
+        from django_bgjobs.conf import QUEUE_NAME, get_settings
         from django_bgjobs.worker.supervisor import SupervisorOptions, run
 
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()]
@@ -51,6 +56,11 @@ class Command(BaseCommand):
                 raise CommandError(f"--queues: invalid queue name {name!r}.")
         if options["processes"] < 1 or options["concurrency"] < 1:
             raise CommandError("--processes and --concurrency must be at least 1.")
+        async_concurrency = options["async_concurrency"]
+        if async_concurrency is None:
+            async_concurrency = get_settings().ASYNC_CONCURRENCY
+        if async_concurrency < 1:
+            raise CommandError("--async-concurrency must be at least 1.")
         if options["grace"] < 0:
             raise CommandError("--grace must be >= 0.")
         max_jobs = options["max_jobs_per_process"]
@@ -63,6 +73,7 @@ class Command(BaseCommand):
             SupervisorOptions(
                 processes=options["processes"],
                 concurrency=options["concurrency"],
+                async_concurrency=async_concurrency,
                 queues=queues or None,
                 burst=options["burst"],
                 grace=options["grace"],

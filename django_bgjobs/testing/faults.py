@@ -3,15 +3,14 @@
 ``Workers`` runs a real ``runworkers`` subprocess whose worker processes a
 test can kill, pause and resume; ``restart_postgresql``, ``stop_redis`` and
 ``start_redis`` take the services away and wait until they answer again.
-Linux only: worker processes are found in ``/proc``. The pytest fixtures at
-the end (``pytest_plugins = ["django_bgjobs.testing"]``) kill every process
-they started, and start Redis again, at teardown.
+Linux only: worker processes are found in ``/proc``. The pytest fixtures
+``bgjobs_workers`` and ``bgjobs_faults`` (``testing.plugin``) kill every
+process they started, and start Redis again, at teardown.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import random
 import shlex
@@ -22,7 +21,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 #: Environment variables that replace the default service commands.
@@ -413,43 +411,3 @@ class Faults:
         """Start Redis if this object stopped it and it does not answer."""
         if self.redis_stopped and not redis_answers(*self.redis_address):
             self.start_redis()
-
-
-# -- pytest fixtures ----------------------------------------------------------
-
-if importlib.util.find_spec("pytest") is not None:
-    import pytest
-
-    @pytest.fixture
-    def bgjobs_workers(
-        transactional_db: None, tmp_path: Path, request: pytest.FixtureRequest
-    ) -> Iterator[Callable[..., Workers]]:
-        """Return ``start(*flags, **env) -> Workers``; kill them at teardown.
-
-        The environment gets ``DATABASE_URL`` of the test database and the
-        pytest root on ``PYTHONPATH``, under whatever ``env`` passes.
-        """
-        started: list[Workers] = []
-        root = str(request.config.rootpath)
-
-        def start(*flags: str, **env: Any) -> Workers:
-            path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-            full = {"DATABASE_URL": database_url(), "PYTHONPATH": path}
-            full.update({key: str(value) for key, value in env.items()})
-            log_path = tmp_path / f"runworkers-{len(started)}.log"
-            workers = Workers(*flags, log_path=log_path, env=full, cwd=root)
-            started.append(workers)
-            return workers
-
-        yield start
-        for workers in started:
-            workers.close()
-
-    @pytest.fixture
-    def bgjobs_faults() -> Iterator[Faults]:
-        """Return a ``Faults``; Redis it stopped starts again at teardown."""
-        faults = Faults()
-        try:
-            yield faults
-        finally:
-            faults.undo()
