@@ -19,6 +19,7 @@ from django_bgjobs.broker import get_broker
 from django_bgjobs.context import JobContext, running
 from django_bgjobs.models import Attempt, Job
 from django_bgjobs.status import AttemptOutcome, JobStatus
+from django_bgjobs.testing import drain, run_inline
 
 pytestmark = pytest.mark.skipif(
     not HAS_DJANGO_TASKS, reason="django.tasks needs Django 6.0 or later"
@@ -385,6 +386,35 @@ def test_a_context_task_called_outside_a_worker_says_why():
     with pytest.raises(TypeError, match="takes a TaskContext, which only a worker"):
         spec(succeed_on=1)
     assert registry.get("tests.tasks.add")(1, 2) == 3
+
+
+# -- with the test helpers of django_bgjobs.testing ---------------------------
+
+
+@pytest.mark.django_db
+def test_drain_runs_django_tasks_in_process_retries_included():
+    flaky = tasks.flaky.enqueue(succeed_on=2)
+    added = tasks.async_add.enqueue(1, 2)
+
+    ran = drain()
+
+    assert (ran.succeeded, ran.attempts) == (2, 3)
+    flaky.refresh()
+    assert flaky.return_value["attempt"] == 2
+    assert [e.exception_class_path for e in flaky.errors] == ["builtins.RuntimeError"]
+    added.refresh()
+    assert added.return_value == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inline_mode_runs_a_django_task_at_commit_after_task_enqueued(signals):
+    with run_inline(), transaction.atomic():
+        result = tasks.add.enqueue(2, 2)
+        assert signals == []
+
+    result.refresh()
+    assert (result.status, result.return_value) == ("SUCCESSFUL", 4)
+    assert [name for name, _, _ in signals] == ["enqueued", "started", "finished"]
 
 
 # -- OPTIONS and QUEUES -------------------------------------------------------

@@ -88,18 +88,28 @@ class BgJobsBackend(BaseTaskBackend):
         call = spec.using(
             queue=task.queue_name, priority=task.priority, run_at=task.run_after
         )
+        using = router.db_for_write(Job)
+        # Like job_enqueued: the job exists for others once the caller
+        # commits. Registered before the INSERT, so that at commit it comes
+        # before what enqueue registers (an inline run, in tests).
+        enqueued: list[TaskResult[P, R]] = []
+        in_transaction = transaction.get_connection(using).in_atomic_block
+        if in_transaction:
+            transaction.on_commit(
+                functools.partial(self._enqueued, enqueued), using=using
+            )
         handle = enqueue(call, args, kwargs)
         if not handle.created:
             # The idempotency key is held by an unfinished job: that job.
             return cast("TaskResult[P, R]", self._result(handle.job))
-        result = cast("TaskResult[P, R]", to_result(task, handle.job, []))
-        using = router.db_for_write(Job)
-        # Like job_enqueued: the job exists for others once the caller commits.
-        transaction.on_commit(
-            functools.partial(task_enqueued.send, type(self), task_result=result),
-            using=using,
-        )
-        return result
+        enqueued.append(cast("TaskResult[P, R]", to_result(task, handle.job, [])))
+        if not in_transaction:
+            self._enqueued(enqueued)
+        return enqueued[0]
+
+    def _enqueued(self, results: list[TaskResult[P, R]]) -> None:
+        for result in results:
+            task_enqueued.send(type(self), task_result=result)
 
     def get_result(self, result_id: str) -> TaskResult[..., Any]:
         """Return the ``TaskResult`` of job ``result_id``.
