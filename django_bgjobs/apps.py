@@ -25,7 +25,9 @@ class BgJobsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
-        from . import checks  # noqa: F401  (registers the system checks)
+        # checks registers the system checks; backend imports django.tasks
+        # (Django 6), whose import registers Django's check of TASKS.
+        from . import backend, checks  # noqa: F401
         from .broker.sqlite import use_real_variable_limit
 
         connection_created.connect(

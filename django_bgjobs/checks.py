@@ -92,6 +92,34 @@ def check_redis_cache(
     ]
 
 
+@checks.register(checks.Tags.compatibility)
+def check_tasks_backend(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Report a ``TASKS`` alias that names the django-bgjobs backend on a
+    Django without ``django.tasks`` (E021). Django 6 checks the backends
+    themselves (``BgJobsBackend.check``: E020, E022)."""
+    import django
+    from django.conf import settings
+
+    from .backend import HAS_DJANGO_TASKS, UNAVAILABLE
+
+    tasks = getattr(settings, "TASKS", None)
+    if HAS_DJANGO_TASKS or not isinstance(tasks, dict):
+        return []
+    return [
+        checks.Error(
+            f"TASKS[{alias!r}] names {params['BACKEND']!r}, but "
+            + UNAVAILABLE.format(version=django.get_version()),
+            hint="Upgrade Django, or remove the alias from TASKS.",
+            id="bgjobs.E021",
+        )
+        for alias, params in tasks.items()
+        if isinstance(params, dict)
+        and str(params.get("BACKEND", "")).startswith("django_bgjobs.")
+    ]
+
+
 #: Check ids by the field of a bad schedule (``InvalidSchedule.field``).
 SCHEDULE_CHECKS = {
     "cron": "bgjobs.E010",

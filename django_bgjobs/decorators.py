@@ -148,6 +148,9 @@ class JobSpec(Generic[P, R]):
     Call it to run it inline; ``enqueue`` to run it on a worker.
     """
 
+    #: How the task was declared, as the admin shows it.
+    declared_by = "@background"
+
     #: The schedule of ``@background(cron=...)`` or ``(interval=...)``.
     schedule: Declaration | None = None
 

@@ -67,6 +67,11 @@ def names() -> list[str]:
     return sorted(_specs)
 
 
+def find(name: str) -> JobSpec[Any, Any] | None:
+    """Return the spec registered as ``name``, or None."""
+    return _specs.get(name)
+
+
 def retention(task: str, queue: str, succeeded: bool) -> Retention | None:
     """Return the retention policy of a finished job of ``task`` in ``queue``
     (succeeded, or failed and cancelled): the task's own, else the queue's,

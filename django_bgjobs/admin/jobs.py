@@ -62,6 +62,7 @@ class JobAdmin(ReadOnlyAdmin):
     actions = ("retry_now", "cancel")
     inlines = (AttemptInline,)
     readonly_fields = (
+        "declared_by",
         "status_badge",
         "progress_bar",
         "progress_detail",
@@ -80,7 +81,7 @@ class JobAdmin(ReadOnlyAdmin):
             {
                 "fields": (
                     "id",
-                    "task",
+                    ("task", "declared_by"),
                     "status_badge",
                     "progress_detail",
                     ("queue", "priority"),
@@ -147,6 +148,10 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description="job", ordering="id")
     def job(self, job: Job) -> str:
         return f"#{job.pk} {job.task}"
+
+    @admin.display(description="declared by")
+    def declared_by(self, job: Job) -> str:
+        return queries.declared_by(job.task)
 
     @admin.display(description="status")
     def status_badge(self, job: Job) -> SafeString:

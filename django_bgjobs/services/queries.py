@@ -24,9 +24,19 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .. import registry
 from ..conf import get_settings
 from ..models import Attempt, DeadLetter, Job, QueueState, Worker, WorkerStatus
 from ..status import CLAIMABLE, FINISHED, UNFINISHED, JobStatus
+
+
+def declared_by(task: str) -> str:
+    """Return how ``task`` was declared (``@background``, or django.tasks
+    and its ``TASKS`` alias), or why this process cannot run it."""
+    spec = registry.find(task)
+    if spec is None:
+        return "not registered in this process"
+    return spec.declared_by
 
 
 def pending_dead_letters() -> Any:

@@ -4,6 +4,7 @@ pages, escaping, actions, detail buttons, permissions and query budgets."""
 import datetime as dt
 import re
 
+import django
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
@@ -237,6 +238,23 @@ def test_job_detail_shows_args_result_error_and_attempt_history(admin_client):
     assert "<details><summary" in html
     assert "Traceback (most recent call last):" in html
     assert 'name="_save"' not in html
+
+
+def test_job_detail_shows_how_its_task_was_declared(admin_client):
+    job = make_job()
+    html = admin_client.get(change_url("job", job.pk)).content.decode()
+    assert "Declared by" in html
+    assert "@background" in html
+    gone = make_job(task="tests.no_such_task")
+    html = admin_client.get(change_url("job", gone.pk)).content.decode()
+    assert "not registered in this process" in html
+
+
+@pytest.mark.skipif(django.VERSION < (6, 0), reason="django.tasks needs Django 6.0+")
+def test_job_detail_shows_a_task_came_through_django_tasks(admin_client):
+    job = make_job(task="tests.tasks.add")
+    html = admin_client.get(change_url("job", job.pk)).content.decode()
+    assert "django.tasks (TASKS[&#x27;default&#x27;])" in html
 
 
 def test_job_list_shows_progress_as_a_bar_or_short_json(admin_client):
