@@ -27,9 +27,10 @@ def declare():
 
 
 def test_first_tick_syncs_declarations_then_fires_due_schedules(declare):
-    declare("tests.ticker.every", interval=1)
+    # An hour apart, so that a slow tick never finds a second slot due.
+    declare("tests.ticker.every", interval=3600)
     ticker = Ticker("default")
-    assert ticker.once() == 0  # synced: first fire time one second ahead
+    assert ticker.once() == 0  # synced: first fire time an hour ahead
     assert ticker.synced
     row = Schedule.objects.get(name="tests.ticker.every")
     Schedule.objects.filter(pk=row.pk).update(next_fire_at=timezone.now())
@@ -42,7 +43,9 @@ def test_a_bad_declaration_is_logged_and_due_rows_still_fire(declare, caplog):
     Schedule.objects.create(
         name="by-hand",
         task="tests.jobs.noop",
-        cron="* * * * *",
+        # Yearly: a "* * * * *" row due a second ago fired twice when the
+        # test ran across a minute boundary.
+        cron="0 0 1 1 *",
         timezone="UTC",
         next_fire_at=timezone.now() - dt.timedelta(seconds=1),
     )
