@@ -55,6 +55,9 @@ class Settings:
     REMOVE_ON_COMPLETE: Retention | None = None
     REMOVE_ON_FAIL: Retention | None = None
     DEAD_LETTER_TTL: float | None = None
+    #: Seconds a stopped or lost worker's registry row is kept (None: for
+    #: ever); each worker process, recycled ones too, adds a row.
+    WORKER_TTL: float | None = 7 * 24 * 3600
     #: Run each job in the enqueuing process once its transaction commits
     #: (tests; ``django_bgjobs.testing``).
     INLINE: bool = False
@@ -95,6 +98,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "REMOVE_ON_COMPLETE": (bool, int, dict, type(None)),
     "REMOVE_ON_FAIL": (bool, int, dict, type(None)),
     "DEAD_LETTER_TTL": (*_NUMBER, type(None)),
+    "WORKER_TTL": (*_NUMBER, type(None)),
     "INLINE": (bool,),
     "INLINE_RAISE": (bool,),
     "SCHEDULES": (dict,),

@@ -10,10 +10,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from django_bgjobs.broker import get_broker
-from django_bgjobs.broker.pruning import Cuts, prune_dead_letters
+from django_bgjobs.broker.pruning import Cuts, prune_dead_letters, prune_workers
 from django_bgjobs.conf import get_settings
 from django_bgjobs.exceptions import InvalidJob
-from django_bgjobs.models import DeadLetter, Job
+from django_bgjobs.models import DeadLetter, Job, Worker
 from django_bgjobs.retention import KEEP, REMOVE, Retention, parse_retention
 from django_bgjobs.status import JobStatus
 from django_bgjobs.worker.maintenance import Maintenance
@@ -207,6 +207,43 @@ def test_dead_letters_go_after_their_own_ttl_only():
     assert prune_dead_letters(broker, now, 30 * 86400, 100) == 1
     assert list(DeadLetter.objects.values_list("id", flat=True)) == [new.id]
     assert not DeadLetter.objects.filter(id=old.id).exists()
+
+
+@pytest.mark.django_db
+def test_old_workers_rows_go_after_worker_ttl_and_live_ones_stay(settings):
+    now = timezone.now()
+    days = dt.timedelta(days=1)
+
+    def worker(name, **times):
+        return Worker.objects.create(
+            id=f"host:{name}", host="host", pid=1, concurrency=1, **times
+        )
+
+    live = worker("live", started_at=now - 30 * days)
+    worker("stopped-old", stopped_at=now - 8 * days)
+    worker("lost-old", lost_at=now - 8 * days)
+    stopped_new = worker("stopped-new", stopped_at=now - 6 * days)
+    broker = get_broker()
+
+    assert prune_workers(broker, now, None, 100) == 0
+    assert Worker.objects.count() == 4
+    assert prune_workers(broker, now, 7 * 86400, 1) == 1  # one batch
+    assert prune_workers(broker, now, 7 * 86400, 100) == 1
+    assert set(Worker.objects.values_list("id", flat=True)) == {
+        live.id,
+        stopped_new.id,
+    }
+    # The maintenance pass prunes them with the default WORKER_TTL (7 days).
+    worker("stopped-older", stopped_at=now - 9 * days)
+    Maintenance("me:1:prune", broker.using).prune(broker, now, budget=1.0)
+    assert not Worker.objects.filter(id="host:stopped-older").exists()
+
+
+@pytest.mark.django_db
+def test_worker_ttl_is_checked(settings):
+    settings.BGJOBS = {**settings.BGJOBS, "WORKER_TTL": 0}
+    with pytest.raises(ImproperlyConfigured, match="WORKER_TTL"):
+        get_settings()
 
 
 @pytest.mark.django_db

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from django.db import connections, transaction
 from django.db.models import Q, QuerySet
 
-from ..models import Attempt, DeadLetter, Job
+from ..models import Attempt, DeadLetter, Job, Worker
 from ..registry import CountScope, count_scopes
 from ..status import FINISHED
 from .base import Broker
@@ -115,6 +115,23 @@ def prune_dead_letters(
     ids = list(old.values_list("id", flat=True)[:batch])
     if ids:
         letters.filter(id__in=ids).delete()
+    return len(ids)
+
+
+def prune_workers(
+    broker: Broker, now: dt.datetime, ttl: float | None, batch: int
+) -> int:
+    """Delete up to ``batch`` registry rows of workers that stopped, or were
+    found lost, more than ``ttl`` seconds ago (None: keep them). A live
+    worker's row is never deleted: it has neither time set."""
+    if ttl is None:
+        return 0
+    cut = now - dt.timedelta(seconds=ttl)
+    workers = Worker.objects.using(broker.using)
+    old = workers.filter(Q(stopped_at__lt=cut) | Q(lost_at__lt=cut))
+    ids = list(old.values_list("id", flat=True)[:batch])
+    if ids:
+        workers.filter(id__in=ids).delete()
     return len(ids)
 
 

@@ -25,7 +25,7 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from ..broker import Broker, get_broker
-from ..broker.pruning import Cuts, prune_dead_letters
+from ..broker.pruning import Cuts, prune_dead_letters, prune_workers
 from ..conf import get_settings
 from .executor import interrupted, lost, timed_out
 from .outage import Outage
@@ -133,13 +133,15 @@ class Maintenance:
             self.prune(broker, now, conf.HEARTBEAT_SECONDS / 3)
 
     def prune(self, broker: Broker, now: dt.datetime, budget: float) -> int:
-        """Delete finished jobs and dead letters past their retention, one
-        batch of ``PRUNE_BATCH`` after another (each a short statement that
-        locks only its rows), until none is left, ``budget`` seconds have
-        passed or the process stops; return how many were deleted."""
+        """Delete old workers' registry rows (one batch), then finished jobs
+        and dead letters past their retention, one batch of ``PRUNE_BATCH``
+        after another (each a short statement that locks only its rows),
+        until none is left, ``budget`` seconds have passed or the process
+        stops; return how many jobs and dead letters were deleted."""
         conf = get_settings()
         batch = conf.PRUNE_BATCH
         until = time.monotonic() + budget
+        prune_workers(broker, now, conf.WORKER_TTL, batch)
         total = 0
         while True:
             jobs = broker.prune(now, batch, self.cuts)
