@@ -30,6 +30,7 @@ from .declarations import Declaration, declared
 from .enqueue import JobHandle, enqueue
 from .exceptions import InvalidSchedule
 from .models import Schedule, ScheduleSlot, SlotKind, Source
+from .models.schedule import DECLARED_FIELDS
 from .timetable import due
 
 logger = logging.getLogger(__name__)
@@ -37,23 +38,6 @@ logger = logging.getLogger(__name__)
 #: How long fired slot rows are kept: the record of what fired, and the
 #: guard against a second fire, long past the time any worker could retry.
 SLOT_TTL = dt.timedelta(days=7)
-#: Fields a declaration owns; the admin can change only ``enabled`` of a
-#: declared schedule.
-DECLARED_FIELDS = (
-    "task",
-    "cron",
-    "interval",
-    "timezone",
-    "args",
-    "kwargs",
-    "queue",
-    "priority",
-    "misfire",
-    "misfire_cap",
-    "misfire_grace",
-    "start_at",
-    "end_at",
-)
 #: Fields whose change moves the next fire time.
 TIMING_FIELDS = ("cron", "interval", "timezone", "start_at", "end_at")
 

@@ -21,27 +21,13 @@ from django.utils.safestring import SafeString
 
 from ..exceptions import InvalidSchedule
 from ..models import Schedule, Source
+from ..models.schedule import DECLARED_FIELDS
 from ..services import schedules
 from ..services.operations import ActionResult
 from . import display
 
 #: Form fields that a declaration owns.
-DECLARED = (
-    "name",
-    "task",
-    "cron",
-    "interval",
-    "timezone",
-    "args",
-    "kwargs",
-    "queue",
-    "priority",
-    "misfire",
-    "misfire_cap",
-    "misfire_grace",
-    "start_at",
-    "end_at",
-)
+DECLARED = ("name", *DECLARED_FIELDS)
 #: ``InvalidSchedule.field`` -> the form field that shows the error.
 ERROR_FIELDS = {"croniter": "cron", "cron": "cron", "timezone": "timezone"}
 

@@ -31,6 +31,25 @@ class Source(models.TextChoices):
     SETTINGS = "settings", 'BGJOBS["SCHEDULES"]'
 
 
+#: Fields a declaration (code or ``BGJOBS["SCHEDULES"]``) owns: synced at
+#: worker start; the admin can change only ``enabled`` of a declared row.
+DECLARED_FIELDS = (
+    "task",
+    "cron",
+    "interval",
+    "timezone",
+    "args",
+    "kwargs",
+    "queue",
+    "priority",
+    "misfire",
+    "misfire_cap",
+    "misfire_grace",
+    "start_at",
+    "end_at",
+)
+
+
 class Schedule(models.Model):
     """A task fired on a cron expression or an interval."""
 
